@@ -1,0 +1,132 @@
+package block
+
+import (
+	"fmt"
+	"math"
+	"reflect"
+	"testing"
+
+	"github.com/apache/arrow/go/v15/arrow"
+)
+
+type testRow map[string]any
+
+func buildRows(t *testing.T, rows []testRow) *Block {
+	t.Helper()
+	b := NewBuilder("t")
+	for _, r := range rows {
+		b.BeginRow()
+		for name, v := range r {
+			i, _ := b.ColumnIndex(name)
+			typ := map[string]Type{"int64": TypeInt, "float64": TypeFloat, "string": TypeString, "[]string": TypeSet}[fmt.Sprintf("%T", v)]
+			if i < 0 {
+				var err error
+				if i, err = b.AddColumn(name, typ); err != nil {
+					t.Fatal(err)
+				}
+			}
+			switch v := v.(type) {
+			case int64:
+				b.SetInt(i, v)
+			case float64:
+				b.SetFloat(i, v)
+			case string:
+				b.SetString(i, []byte(v))
+			case []string:
+				b.MarkSet(i)
+				for _, e := range v {
+					b.AppendSetElem(i, []byte(e))
+				}
+			}
+		}
+		b.EndRow()
+	}
+	blk, err := b.Build(7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return blk
+}
+
+func TestBuilderRoundTrip(t *testing.T) {
+	rows := []testRow{
+		{"time": int64(1000), "n": int64(-5), "s": "a", "tags": []string{"x", "y"}},
+		{"time": int64(1003), "f": 1.5, "s": "b", "tags": []string{}},
+		{"time": int64(1001), "n": int64(300), "s": "a"},
+		{"time": int64(1002), "n": int64(math.MaxInt64), "big": int64(math.MinInt64)},
+	}
+	blk := buildRows(t, rows)
+	defer blk.Release()
+	if blk.Rows != 4 || blk.MinTime != 1000 || blk.MaxTime != 1003 || blk.ID != 7 {
+		t.Fatalf("block meta = rows %d time [%d,%d] id %d", blk.Rows, blk.MinTime, blk.MaxTime, blk.ID)
+	}
+	for i, r := range rows {
+		for _, c := range blk.Columns {
+			got := c.Value(i)
+			want, ok := r[c.Name]
+			if !ok {
+				want = nil
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("row %d column %s = %#v, want %#v", i, c.Name, got, want)
+			}
+		}
+	}
+	if c := blk.Column("time"); c.Arr.DataType().ID() != arrow.UINT8 || c.Base != 1000 {
+		t.Errorf("time column not narrowed: %v base %d", c.Arr.DataType(), c.Base)
+	}
+	if c := blk.Column("n"); c.Arr.DataType().ID() != arrow.INT64 || c.Stats.MinI != -5 || c.Stats.Nulls != 1 {
+		t.Errorf("n column: %v stats %+v", c.Arr.DataType(), c.Stats)
+	}
+	if c := blk.Column("s"); c.Arr.DataType().ID() != arrow.DICTIONARY || c.Stats.MinS != "a" || c.Stats.MaxS != "b" || c.Stats.Nulls != 1 {
+		t.Errorf("s column: %v stats %+v", c.Arr.DataType(), c.Stats)
+	}
+}
+
+func TestBuilderAbortRowAndErrors(t *testing.T) {
+	b := NewBuilder("t")
+	if _, err := b.Build(1); err == nil {
+		t.Fatal("empty build succeeded")
+	}
+	ti, _ := b.AddColumn("time", TypeInt)
+	b.BeginRow()
+	b.SetInt(ti, 5)
+	b.EndRow()
+	b.BeginRow()
+	b.SetInt(ti, 6)
+	si, _ := b.AddColumn("s", TypeString)
+	b.SetString(si, []byte("gone"))
+	b.AbortRow()
+	blk, err := b.Build(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if blk.Rows != 1 || blk.Column("s").Value(0) != nil || blk.Column("time").Value(0) != int64(5) {
+		t.Fatalf("abort left rows=%d s=%v", blk.Rows, blk.Column("s").Value(0))
+	}
+	nb := NewBuilder("t")
+	si, _ = nb.AddColumn("s", TypeString)
+	nb.BeginRow()
+	nb.SetString(si, []byte("x"))
+	nb.EndRow()
+	if _, err := nb.Build(1); err == nil {
+		t.Fatal("block without time built")
+	}
+}
+
+func TestNarrowing(t *testing.T) {
+	for _, tc := range []struct {
+		lo, hi int64
+		want   arrow.Type
+	}{
+		{0, 255, arrow.UINT8}, {-10, 245, arrow.UINT8}, {0, 256, arrow.UINT16},
+		{1700000000, 1700086400, arrow.UINT32}, {0, 1 << 40, arrow.INT64},
+	} {
+		blk := buildRows(t, []testRow{{"time": tc.lo}, {"time": tc.hi}})
+		c := blk.Column("time")
+		if c.Arr.DataType().ID() != tc.want || c.Int(0) != tc.lo || c.Int(1) != tc.hi {
+			t.Errorf("[%d,%d]: %v values %d %d", tc.lo, tc.hi, c.Arr.DataType(), c.Int(0), c.Int(1))
+		}
+		blk.Release()
+	}
+}

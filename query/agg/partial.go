@@ -1,0 +1,28 @@
+package agg
+
+import "github.com/reef-db/reef/query/plan"
+
+// Partial is the partial result of a plan on one child (a leaf, or an aggregator
+// that merged its own children): per group, the group key values and one mergeable
+// State per plan.Aggs entry; for sample queries, rows. It also carries the counts that
+// coverage is computed from, so that coverage composes through aggregator levels.
+type Partial struct {
+	// Groups in no particular order. Keys[i] has len(plan.GroupBy) values (the bucket
+	// start for time buckets); States[i] has len(plan.Aggs) states.
+	Keys   [][]plan.Value
+	States [][]State
+
+	// Sample queries: the column names and up to plan.Limit rows.
+	Columns []string
+	Rows    [][]plan.Value
+
+	// Truncated is set when groups or rows were cut at a limit.
+	Truncated bool
+
+	// Coverage counts (see api.Coverage).
+	LeavesTotal     int
+	LeavesResponded int
+	RowsInRange     int64 // rows in the plan's time range on the leaves that answered
+	RowsEstimated   int64 // RowsInRange plus estimates for leaves that did not answer
+	RowsMatched     int64 // rows that passed the filter
+}
