@@ -66,7 +66,8 @@ type StartInfo struct {
 	Rows       int64   `json:"rows"`
 }
 
-// Stats answers GET /v1/stats on a leaf.
+// Stats answers GET /v1/stats on a leaf, and on an aggregator (summed over its
+// children as last seen).
 type Stats struct {
 	LeafID      string                `json:"leaf_id"`
 	Ready       bool                  `json:"ready"`
@@ -76,6 +77,9 @@ type Stats struct {
 	FreeBytes   int64                 `json:"free_bytes"`
 	Tables      map[string]TableStats `json:"tables"`
 	Start       StartInfo             `json:"start"`
+	// Leaves is the number of leaves the stats cover: 1 for a leaf, the sum over
+	// children for an aggregator.
+	Leaves int `json:"leaves"`
 }
 
 // PartialRequest is the body of POST /v1/partial (leaf and aggregator alike).

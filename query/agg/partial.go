@@ -25,4 +25,9 @@ type Partial struct {
 	RowsInRange     int64 // rows in the plan's time range on the leaves that answered
 	RowsEstimated   int64 // RowsInRange plus estimates for leaves that did not answer
 	RowsMatched     int64 // rows that passed the filter
+
+	// index maps AppendGroupKey(Keys[i]) to i for the first indexed groups; Merge
+	// keeps it so that merging many children into one Partial is linear.
+	index   map[string]int
+	indexed int
 }

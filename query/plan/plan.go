@@ -3,15 +3,20 @@
 // (table, filter, group keys, aggregates) into partial states; aggregators merge those
 // states and only the root applies the final part (output columns, ORDER BY, LIMIT).
 //
-// This package only describes plans. Parsing SQL is query/sql's job (Build turns its
-// AST into a Plan), execution query/exec's, and partial states query/agg's.
+// This package describes plans, builds them from SQL (FromSQL, Build: resolving
+// names, aliases and positions, folding constants such as now() - 1h, normalizing
+// filters) and checks them (Check for shape, Validate against a table schema).
+// Parsing SQL is query/sql's job, execution query/exec's, and partial states
+// query/agg's; this package must not execute anything.
 package plan
 
 import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/reef-db/reef/block"
 )
@@ -261,8 +266,9 @@ type Agg struct {
 type OutputKind string
 
 const (
-	OutGroup OutputKind = "group" // Index into Plan.GroupBy
-	OutAgg   OutputKind = "agg"   // Index into Plan.Aggs
+	OutGroup  OutputKind = "group"  // Index into Plan.GroupBy
+	OutAgg    OutputKind = "agg"    // Index into Plan.Aggs
+	OutColumn OutputKind = "column" // sample queries: Index into Plan.Columns
 )
 
 // Output is one column of the final result, in SELECT order.
@@ -273,17 +279,31 @@ type Output struct {
 }
 
 // Order is one ORDER BY term over the output columns.
+//
+// In a sample query Column names the column to sort by, which is one of Columns (or
+// any column when Columns is empty), and Output is its index in Outputs, or -1 when
+// the column is fetched only to sort by (SELECT a FROM t ORDER BY time).
 type Order struct {
-	Output int  `json:"output"` // index into Plan.Outputs
-	Desc   bool `json:"desc,omitempty"`
+	Output int    `json:"output"` // index into Plan.Outputs
+	Desc   bool   `json:"desc,omitempty"`
+	Column string `json:"column,omitempty"` // sample queries only
 }
 
 // Plan is a parsed, validated query.
 //
+// An aggregate query (one with aggregates or GROUP BY) has its group keys in GroupBy,
+// its aggregates (each computed once, however often the query names it) in Aggs, and
+// its result columns in Outputs, in SELECT order. OrderBy sorts the result; without an
+// ORDER BY clause it sorts by the group keys that are outputs, ascending, in SELECT
+// order.
+//
 // A query without aggregates and without GROUP BY (`SELECT a, b FROM t …` or
-// `SELECT * …`) is a sample query: Columns names what to return (empty means every
-// column), leaves return up to Limit matching rows each, newest first, and the root
-// keeps the first Limit by ORDER BY (default time DESC).
+// `SELECT * …`) is a sample query: Columns names what leaves return (empty means every
+// column): the selected columns in SELECT order, then any column needed only by ORDER
+// BY. Outputs are the selected columns (kind OutColumn), empty for SELECT *. Leaves
+// return up to Limit matching rows each, first by OrderBy, and the root keeps the
+// first Limit by OrderBy and drops columns that are not outputs. OrderBy is always
+// set (default time DESC) and names its columns (Order.Column).
 type Plan struct {
 	Table   string     `json:"table"`
 	Filter  *Expr      `json:"filter,omitempty"`
@@ -298,8 +318,10 @@ type Plan struct {
 	Columns []string `json:"columns,omitempty"`
 
 	// TimeMin/TimeMax bound the time column as implied by Filter (inclusive), so
-	// leaves skip blocks and aggregators estimate coverage. Zero values mean unbounded
-	// (math.MinInt64 / math.MaxInt64 after Normalize).
+	// leaves skip blocks and aggregators estimate coverage; Filter still holds the
+	// conditions they come from. math.MinInt64 / math.MaxInt64 mean unbounded; a
+	// hand-written plan may leave them zero, which Normalize turns into unbounded.
+	// TimeMin > TimeMax means no row can match.
 	TimeMin int64 `json:"time_min"`
 	TimeMax int64 `json:"time_max"`
 	// Now is the unix time `now()` was resolved to.
@@ -310,4 +332,171 @@ type Plan struct {
 type ColumnType struct {
 	Name string     `json:"name"`
 	Type block.Type `json:"-"`
+}
+
+// Normalize makes a hand-written or decoded plan explicit: a zero TimeMin or TimeMax
+// becomes unbounded. Widening the range is always safe, since Filter still holds
+// every time condition. Plans from Build are already normal.
+func (p *Plan) Normalize() {
+	if p.TimeMin == 0 {
+		p.TimeMin = math.MinInt64
+	}
+	if p.TimeMax == 0 {
+		p.TimeMax = math.MaxInt64
+	}
+}
+
+// Clone returns a deep copy of p.
+func (p *Plan) Clone() *Plan {
+	c := *p
+	c.Filter = p.Filter.Clone()
+	c.GroupBy = slices.Clone(p.GroupBy)
+	c.Aggs = slices.Clone(p.Aggs)
+	c.Outputs = slices.Clone(p.Outputs)
+	c.OrderBy = slices.Clone(p.OrderBy)
+	c.Columns = slices.Clone(p.Columns)
+	return &c
+}
+
+// Clone returns a deep copy of e (nil for nil).
+func (e *Expr) Clone() *Expr {
+	if e == nil {
+		return nil
+	}
+	c := *e
+	c.Values = slices.Clone(e.Values)
+	if e.Args != nil {
+		c.Args = make([]*Expr, len(e.Args))
+		for i, a := range e.Args {
+			c.Args[i] = a.Clone()
+		}
+	}
+	return &c
+}
+
+// String renders e for humans, logs and tests in SQL-like syntax, e.g.
+// (time >= 1700000000 AND service IN ('api', 'web') AND NOT (latency < 2.0)).
+// Floats always carry a decimal point, so every value shows its kind.
+func (e *Expr) String() string {
+	var b strings.Builder
+	e.write(&b)
+	return b.String()
+}
+
+func (e *Expr) write(b *strings.Builder) {
+	if e == nil {
+		b.WriteString("<nil>")
+		return
+	}
+	arg := func(i int) {
+		if i < len(e.Args) {
+			e.Args[i].write(b)
+		} else {
+			b.WriteString("<missing>")
+		}
+	}
+	values := func() {
+		for i, v := range e.Values {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			writeValue(b, v)
+		}
+	}
+	switch e.Op {
+	case OpColumn:
+		b.WriteString(e.Column)
+	case OpLit:
+		writeValue(b, e.Value)
+	case OpAnd, OpOr:
+		b.WriteByte('(')
+		for i := range e.Args {
+			if i > 0 {
+				b.WriteString(" " + strings.ToUpper(string(e.Op)) + " ")
+			}
+			arg(i)
+		}
+		b.WriteByte(')')
+	case OpNot:
+		if len(e.Args) > 0 && e.Args[0] != nil && (e.Args[0].Op == OpAnd || e.Args[0].Op == OpOr) {
+			b.WriteString("NOT ") // already in parentheses
+			arg(0)
+			break
+		}
+		b.WriteString("NOT (")
+		arg(0)
+		b.WriteByte(')')
+	case OpEq, OpNe, OpLt, OpLe, OpGt, OpGe:
+		arg(0)
+		b.WriteString(" " + string(e.Op) + " ")
+		writeValue(b, e.Value)
+	case OpLike:
+		arg(0)
+		b.WriteString(" LIKE ")
+		writeValue(b, e.Value)
+	case OpRegex:
+		arg(0)
+		b.WriteString(" ~ ")
+		writeValue(b, e.Value)
+	case OpIsNull:
+		arg(0)
+		b.WriteString(" IS NULL")
+	case OpIn:
+		arg(0)
+		b.WriteString(" IN (")
+		values()
+		b.WriteByte(')')
+	case OpHas:
+		b.WriteString("has(")
+		arg(0)
+		b.WriteString(", ")
+		writeValue(b, e.Value)
+		b.WriteByte(')')
+	case OpHasAny, OpHasAll:
+		if e.Op == OpHasAny {
+			b.WriteString("has_any(")
+		} else {
+			b.WriteString("has_all(")
+		}
+		arg(0)
+		b.WriteString(", ")
+		values()
+		b.WriteByte(')')
+	default:
+		fmt.Fprintf(b, "%s(", strconv.Quote(string(e.Op)))
+		for i := range e.Args {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			arg(i)
+		}
+		b.WriteByte(')')
+	}
+}
+
+// sqlValue returns v as SQL: NULL, TRUE, 42, 2.0, 'text' (a quote in text doubled).
+func sqlValue(v Value) string {
+	var b strings.Builder
+	writeValue(&b, v)
+	return b.String()
+}
+
+// writeValue writes v as SQL (see sqlValue).
+func writeValue(b *strings.Builder, v Value) {
+	switch v.Kind {
+	case KindNull:
+		b.WriteString("NULL")
+	case KindBool:
+		b.WriteString(strings.ToUpper(strconv.FormatBool(v.B)))
+	case KindInt:
+		b.WriteString(strconv.FormatInt(v.I, 10))
+	case KindFloat:
+		s := strconv.FormatFloat(v.F, 'g', -1, 64)
+		if !strings.ContainsAny(s, ".eIN") {
+			s += ".0"
+		}
+		b.WriteString(s)
+	case KindString:
+		b.WriteString("'" + strings.ReplaceAll(v.S, "'", "''") + "'")
+	}
 }

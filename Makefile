@@ -1,0 +1,33 @@
+# reef — see README.md. `make run` starts a local cluster with demo data and opens
+# the shell on it; `make test` runs vet and the race-enabled test suite.
+GO      ?= go
+BIN     := bin/reef
+PKGS    := ./...
+
+.PHONY: all build run test vet fmt lint bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/reef
+
+run: build
+	./$(BIN) local --shell
+
+vet:
+	$(GO) vet $(PKGS)
+
+test: vet
+	$(GO) test -race -timeout 15m $(PKGS)
+
+fmt:
+	gofmt -l -w .
+
+lint: vet
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS)
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./query/exec ./leaf ./shm ./testbench
+
+clean:
+	rm -rf bin

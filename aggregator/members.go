@@ -1,0 +1,127 @@
+package aggregator
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/reef-db/reef/api"
+)
+
+// child is one leaf or child aggregator, with what the last health check saw.
+type child struct {
+	url    string
+	client *api.Client
+
+	mu            sync.Mutex
+	up            bool      // last health check answered
+	everUp        bool      // answered at least once
+	excludedUntil time.Time // ingest refused recently: not a routing target until then
+	stats         api.Stats // last stats seen (kept while down, for coverage estimates)
+	lastErr       string
+}
+
+func (c *child) snapshot() (up bool, st api.Stats) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.up, c.stats
+}
+
+// healthy reports whether queries should be sent to the child.
+func (c *child) healthy() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.up
+}
+
+// routable reports whether ingest may go to the child now.
+func (c *child) routable(now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.up && now.After(c.excludedUntil)
+}
+
+func (c *child) exclude(d time.Duration) {
+	c.mu.Lock()
+	c.excludedUntil = time.Now().Add(d)
+	c.mu.Unlock()
+}
+
+func (c *child) freeBytes() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stats.FreeBytes
+}
+
+// check polls the child's stats once.
+func (c *child) check(ctx context.Context, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	st, err := c.client.Stats(ctx)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		c.up = false
+		c.lastErr = err.Error()
+		return
+	}
+	c.up = st.Ready
+	if !st.Ready {
+		c.lastErr = "not ready"
+	}
+	c.everUp = true
+	c.stats = *st
+}
+
+// markDown records a failed request to the child, so the next queries skip it until
+// a health check sees it again.
+func (c *child) markDown(err error) {
+	c.mu.Lock()
+	c.up = false
+	c.lastErr = err.Error()
+	c.mu.Unlock()
+}
+
+// members is the set of children.
+type members struct {
+	mu       sync.RWMutex
+	children []*child
+}
+
+func newMembers(urls []string, token string) *members {
+	m := &members{}
+	for _, u := range urls {
+		cl := api.NewClient(u)
+		cl.Token = token
+		m.children = append(m.children, &child{url: u, client: cl})
+	}
+	return m
+}
+
+func (m *members) list() []*child {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.children
+}
+
+// checkAll polls every child in parallel and waits for all.
+func (m *members) checkAll(ctx context.Context, timeout time.Duration) {
+	var wg sync.WaitGroup
+	for _, c := range m.list() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.check(ctx, timeout)
+		}()
+	}
+	wg.Wait()
+}
+
+func (c *child) lastError() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lastErr == "" {
+		return "no health check answered yet"
+	}
+	return c.lastErr
+}

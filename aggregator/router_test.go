@@ -1,0 +1,105 @@
+package aggregator
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/reef-db/reef/api"
+	"github.com/reef-db/reef/query/plan"
+)
+
+func TestLineChunker(t *testing.T) {
+	f := func(input string, max int, want []string, wantFirst []int) {
+		t.Helper()
+		c := newLineChunker(strings.NewReader(input), max)
+		var got []string
+		var firsts []int
+		for {
+			chunk, first, err := c.next()
+			if err != nil {
+				t.Fatalf("%q: %v", input, err)
+			}
+			if chunk == nil {
+				break
+			}
+			got = append(got, string(chunk))
+			firsts = append(firsts, first)
+		}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("%q max %d: chunks %q, want %q", input, max, got, want)
+		}
+		for i := range wantFirst {
+			if i >= len(firsts) || firsts[i] != wantFirst[i] {
+				t.Errorf("%q: first lines %v, want %v", input, firsts, wantFirst)
+				break
+			}
+		}
+	}
+	f("", 10, nil, nil)
+	f("a\nb\nc\n", 100, []string{"a\nb\nc\n"}, []int{1})
+	f("a\nb\nc", 100, []string{"a\nb\nc"}, []int{1})
+	f("aaaa\nbbbb\ncccc\n", 6, []string{"aaaa\nbbbb\n", "cccc\n"}, []int{1, 3})
+	f("aaaa\nbbbb\ncccc\n", 4, []string{"aaaa\n", "bbbb\n", "cccc\n"}, []int{1, 2, 3})
+	f("x\n\n\n", 100, []string{"x\n\n\n"}, []int{1})
+}
+
+func TestRecentBatchesBounded(t *testing.T) {
+	r := newRecentBatches(3)
+	a, b := &child{url: "a"}, &child{url: "b"}
+	r.put("1", a)
+	r.put("2", b)
+	r.put("3", a)
+	r.put("4", b) // evicts "1"
+	if r.get("1") != nil || r.get("2") != b || r.get("4") != b {
+		t.Fatalf("eviction wrong: 1=%v 2=%v 4=%v", r.get("1"), r.get("2"), r.get("4"))
+	}
+	if len(r.m) != 3 {
+		t.Fatalf("map holds %d ids, bound 3", len(r.m))
+	}
+	r.put("2", a) // update in place, no eviction
+	if r.get("2") != a || r.get("3") != a || len(r.m) != 3 {
+		t.Fatal("update in place evicted or failed")
+	}
+}
+
+func TestEstimateRows(t *testing.T) {
+	st := api.Stats{Tables: map[string]api.TableStats{"t": {Name: "t", Rows: 1000, MinTime: 0, MaxTime: 999}}}
+	f := func(lo, hi int64, want int64) {
+		t.Helper()
+		p := &plan.Plan{Table: "t", TimeMin: lo, TimeMax: hi}
+		if got := estimateRows(st, p); got != want {
+			t.Errorf("[%d,%d]: %d, want %d", lo, hi, got, want)
+		}
+	}
+	f(-1<<63, 1<<63-1, 1000)
+	f(500, 1<<63-1, 500)
+	f(0, 99, 100)
+	f(2000, 3000, 0)
+	if got := estimateRows(st, &plan.Plan{Table: "other", TimeMax: 1 << 62}); got != 0 {
+		t.Errorf("unknown table estimated %d rows", got)
+	}
+}
+
+func TestPickPrefersFreeMemory(t *testing.T) {
+	s := &Server{members: &members{}}
+	big := &child{url: "big", up: true, stats: api.Stats{FreeBytes: 1000}}
+	small := &child{url: "small", up: true, stats: api.Stats{FreeBytes: 10}}
+	down := &child{url: "down", up: false, stats: api.Stats{FreeBytes: 1 << 40}}
+	s.members.children = []*child{big, small, down}
+	for i := 0; i < 100; i++ {
+		if c := s.pick(map[*child]bool{}); c != big {
+			t.Fatalf("picked %s, want big (only two routable, big has more free memory)", c.url)
+		}
+	}
+	if c := s.pick(map[*child]bool{big: true}); c != small {
+		t.Fatalf("with big tried, picked %v", c)
+	}
+	if c := s.pick(map[*child]bool{big: true, small: true}); c != nil {
+		t.Fatalf("picked %s although every routable child was tried", c.url)
+	}
+	small.exclude(time.Hour)
+	if c := s.pick(map[*child]bool{big: true}); c != nil {
+		t.Fatalf("picked excluded %s", c.url)
+	}
+}

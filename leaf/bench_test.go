@@ -1,0 +1,68 @@
+package leaf
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/reef-db/reef/api"
+	"github.com/reef-db/reef/block"
+)
+
+// webEvents returns n NDJSON lines of generated web events, each about 330 bytes:
+// strings of low and high cardinality, ints, floats, a nested object and a set.
+func webEvents(n int) []byte {
+	rng := rand.New(rand.NewPCG(1, 2))
+	services := []string{"api", "web", "auth", "search", "billing", "media", "feed", "ads"}
+	methods := []string{"GET", "GET", "GET", "POST", "PUT", "DELETE"}
+	countries := []string{"US", "DE", "FR", "BR", "IN", "JP", "GB", "CA", "AU", "NL", "SE", "MX"}
+	agents := []string{"Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0", "Mozilla/5.0 (Macintosh) Safari/17.1",
+		"curl/8.4.0", "Go-http-client/2.0", "Mozilla/5.0 (Windows NT 10.0) Chrome/119.0"}
+	tags := []string{"canary", "eu", "us", "beta", "mobile", "bot", "cached", "retry"}
+	var b strings.Builder
+	t0 := int64(1_700_000_000)
+	for i := range n {
+		status := 200
+		switch r := rng.IntN(100); {
+		case r < 3:
+			status = 500
+		case r < 10:
+			status = 404
+		case r < 15:
+			status = 302
+		}
+		fmt.Fprintf(&b, `{"time":%d,"service":%q,"host":"host-%03d","http":{"method":%q,"path":"/v1/items/%d","status":%d},`+
+			`"latency_ms":%.3f,"bytes":%d,"user_id":"u%07d","country":%q,"user_agent":%q,"tags":[%q,%q]}`+"\n",
+			t0+int64(i/100), services[rng.IntN(len(services))], rng.IntN(200), methods[rng.IntN(len(methods))],
+			rng.IntN(1000), status, rng.ExpFloat64()*40, rng.IntN(1<<20), rng.IntN(1_000_000),
+			countries[rng.IntN(len(countries))], agents[rng.IntN(len(agents))],
+			tags[rng.IntN(len(tags))], tags[rng.IntN(len(tags))])
+	}
+	return []byte(b.String())
+}
+
+// BenchmarkIngestNDJSON measures the decode-and-append path of ingest: one op stores
+// one full block (block.MaxRows lines) into a fresh table and seals it.
+func BenchmarkIngestNDJSON(b *testing.B) {
+	body := webEvents(block.MaxRows)
+	cfg, _ := testConfig().withDefaults()
+	m := newMetrics()
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		st := newStore(&cfg, heapStore{}, m)
+		var res api.IngestResult
+		d := newDecoder(&cfg)
+		d.reset(&res, testNow)
+		if err := d.ingest(st, "web", body); err != nil {
+			b.Fatal(err)
+		}
+		if res.Accepted != block.MaxRows || len(res.Errors) != 0 {
+			b.Fatalf("accepted %d, errors %+v", res.Accepted, res.Errors)
+		}
+		st.close()
+	}
+	b.ReportMetric(float64(block.MaxRows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+}

@@ -1,0 +1,563 @@
+package exec
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/DataDog/sketches-go/ddsketch"
+	"github.com/DataDog/sketches-go/ddsketch/store"
+	"github.com/axiomhq/hyperloglog"
+
+	"github.com/reef-db/reef/query/agg"
+	"github.com/reef-db/reef/query/plan"
+)
+
+// acc holds one aggregate's accumulators for every group of a worker, as arrays
+// indexed by gid. Only the arrays its function needs are used.
+type acc struct {
+	spec aggSpec
+	n    []int64   // count; avg: sum of weights
+	isum []int64   // sum: integer part
+	fsum []float64 // sum: float part; avg: weighted sum
+	flag []uint8   // sum: seen|float; min/max: hasInt|hasFloat|hasString
+	iv   []int64   // min/max of ints
+	fv   []float64 // min/max of floats
+	sv   []string  // min/max of strings (pointing into blocks until partial())
+	pos  []*store.DenseStore
+	neg  []*store.DenseStore
+	zero []float64
+	hll  []*hyperloglog.Sketch
+
+	hashes []uint64 // per dictionary entry, for count_distinct
+}
+
+const (
+	fSeen  = 1 // sum: a value was added
+	fFloat = 2 // sum: the result is a float
+
+	fInt = 1 // min/max: iv is set
+	fFlt = 2 // min/max: fv is set
+	fStr = 4 // min/max: sv is set
+)
+
+// grow adds accumulators for one more group.
+func (a *acc) grow() {
+	switch a.spec.fn {
+	case plan.AggCount:
+		a.n = append(a.n, 0)
+	case plan.AggSum:
+		a.isum = append(a.isum, 0)
+		a.fsum = append(a.fsum, 0)
+		a.flag = append(a.flag, 0)
+	case plan.AggAvg:
+		a.n = append(a.n, 0)
+		a.fsum = append(a.fsum, 0)
+	case plan.AggMin, plan.AggMax:
+		a.flag = append(a.flag, 0)
+		a.iv = append(a.iv, 0)
+		a.fv = append(a.fv, 0)
+		a.sv = append(a.sv, "")
+	case plan.AggPercentile:
+		a.pos = append(a.pos, nil)
+		a.neg = append(a.neg, nil)
+		a.zero = append(a.zero, 0)
+	case plan.AggCountDistinct:
+		a.hll = append(a.hll, nil)
+	}
+}
+
+// state returns the agg.State of group gid. Strings are cloned.
+func (a *acc) state(gid int) agg.State {
+	switch a.spec.fn {
+	case plan.AggCount:
+		return &agg.CountState{N: a.n[gid]}
+	case plan.AggSum:
+		f := a.flag[gid]
+		return &agg.SumState{Int: a.isum[gid], Float: a.fsum[gid], Seen: f&fSeen != 0, IsFloat: f&fFloat != 0}
+	case plan.AggAvg:
+		return &agg.AvgState{Sum: a.fsum[gid], Count: a.n[gid]}
+	case plan.AggMin, plan.AggMax:
+		var s interface{ Add(plan.Value) }
+		var st agg.State
+		if a.spec.fn == plan.AggMin {
+			m := &agg.MinState{}
+			s, st = m, m
+		} else {
+			m := &agg.MaxState{}
+			s, st = m, m
+		}
+		f := a.flag[gid]
+		if f&fInt != 0 {
+			s.Add(plan.Int(a.iv[gid]))
+		}
+		if f&fFlt != 0 {
+			s.Add(plan.Float(a.fv[gid]))
+		}
+		if f&fStr != 0 {
+			s.Add(plan.String(strings.Clone(a.sv[gid])))
+		}
+		return st
+	case plan.AggPercentile:
+		pos, neg := a.pos[gid], a.neg[gid]
+		if pos == nil {
+			pos = store.NewDenseStore()
+		}
+		if neg == nil {
+			neg = store.NewDenseStore()
+		}
+		sk := ddsketch.NewDDSketch(agg.SketchMapping, pos, neg)
+		if z := a.zero[gid]; z > 0 {
+			_ = sk.AddWithCount(0, z)
+		}
+		return &agg.PercentileState{Q: a.spec.q, Sketch: sk}
+	case plan.AggCountDistinct:
+		h := a.hll[gid]
+		if h == nil {
+			h = hyperloglog.New14()
+		}
+		return &agg.DistinctState{HLL: h}
+	}
+	return nil
+}
+
+// update folds the selected rows (rows, with their gids) of the current block into
+// the accumulators. wts holds each row's weight, or is nil when every weight is 1.
+func (a *acc) update(vs *views, rows, gids []uint32, wts []int64) error {
+	if a.spec.fn == plan.AggCount && a.spec.col == "" {
+		countRows(a.n, rows, gids, wts, nil)
+		return nil
+	}
+	v, err := vs.get(a.spec.col)
+	if err != nil {
+		return err
+	}
+	if v.allNull() {
+		return nil
+	}
+	switch a.spec.fn {
+	case plan.AggCount:
+		countRows(a.n, rows, gids, wts, v.valid)
+	case plan.AggSum:
+		return a.sum(v, rows, gids, wts)
+	case plan.AggAvg:
+		return a.avg(v, rows, gids, wts)
+	case plan.AggMin, plan.AggMax:
+		return a.minMax(v, rows, gids)
+	case plan.AggPercentile:
+		return a.percentile(v, rows, gids, wts)
+	case plan.AggCountDistinct:
+		return a.distinct(v, rows, gids)
+	}
+	return nil
+}
+
+func typeError(fn plan.AggFunc, v *colView, col string) error {
+	return fmt.Errorf("cannot compute %s of %s column %q", fn, v.col.Type, col)
+}
+
+func countRows(n []int64, rows, gids []uint32, wts []int64, valid []byte) {
+	gids = gids[:len(rows)]
+	switch {
+	case wts == nil && valid == nil:
+		for _, g := range gids {
+			n[g]++
+		}
+	case wts == nil:
+		for k, i := range rows {
+			n[gids[k]] += int64(valid[i])
+		}
+	case valid == nil:
+		for k, i := range rows {
+			n[gids[k]] += wts[i]
+		}
+	default:
+		for k, i := range rows {
+			n[gids[k]] += wts[i] * int64(valid[i])
+		}
+	}
+}
+
+type intRaw interface {
+	~uint8 | ~uint16 | ~uint32 | ~int64
+}
+
+func (a *acc) sum(v *colView, rows, gids []uint32, wts []int64) error {
+	switch v.kind {
+	case viewInt:
+		switch {
+		case v.u8 != nil:
+			sumInts(a, v.u8, v.base, v.valid, rows, gids, wts)
+		case v.u16 != nil:
+			sumInts(a, v.u16, v.base, v.valid, rows, gids, wts)
+		case v.u32 != nil:
+			sumInts(a, v.u32, v.base, v.valid, rows, gids, wts)
+		default:
+			sumInts(a, v.i64, v.base, v.valid, rows, gids, wts)
+		}
+	case viewFloat:
+		vals, valid := v.f64, v.valid
+		for k, i := range rows {
+			if valid != nil && valid[i] == 0 {
+				continue
+			}
+			g := gids[k]
+			x := vals[i]
+			if wts != nil {
+				x *= float64(wts[i])
+			}
+			a.fsum[g] += x
+			a.flag[g] |= fSeen | fFloat
+		}
+	default:
+		return typeError(a.spec.fn, v, a.spec.col)
+	}
+	return nil
+}
+
+// sumInts adds value*weight per group, exactly while it fits an int64 and spilling
+// the excess into the float part otherwise (see agg.SumState).
+func sumInts[T intRaw](a *acc, raw []T, base int64, valid []byte, rows, gids []uint32, wts []int64) {
+	isum, fsum, flag := a.isum, a.fsum, a.flag
+	for k, i := range rows {
+		if valid != nil && valid[i] == 0 {
+			continue
+		}
+		g := gids[k]
+		x := int64(raw[i]) + base
+		w := int64(1)
+		ok := true
+		if wts != nil {
+			w = wts[i]
+			x, ok = agg.MulInt(x, w)
+		}
+		if ok {
+			var s int64
+			if s, ok = agg.AddInt(isum[g], x); ok {
+				isum[g] = s
+				flag[g] |= fSeen
+				continue
+			}
+		}
+		fsum[g] += float64(int64(raw[i])+base) * float64(w)
+		flag[g] |= fSeen | fFloat
+	}
+}
+
+func (a *acc) avg(v *colView, rows, gids []uint32, wts []int64) error {
+	switch v.kind {
+	case viewInt:
+		switch {
+		case v.u8 != nil:
+			avgInts(a, v.u8, v.base, v.valid, rows, gids, wts)
+		case v.u16 != nil:
+			avgInts(a, v.u16, v.base, v.valid, rows, gids, wts)
+		case v.u32 != nil:
+			avgInts(a, v.u32, v.base, v.valid, rows, gids, wts)
+		default:
+			avgInts(a, v.i64, v.base, v.valid, rows, gids, wts)
+		}
+	case viewFloat:
+		avgFloats(a, v.f64, v.valid, rows, gids, wts)
+	default:
+		return typeError(a.spec.fn, v, a.spec.col)
+	}
+	return nil
+}
+
+func avgInts[T intRaw](a *acc, raw []T, base int64, valid []byte, rows, gids []uint32, wts []int64) {
+	n, sum := a.n, a.fsum
+	for k, i := range rows {
+		if valid != nil && valid[i] == 0 {
+			continue
+		}
+		g := gids[k]
+		x := float64(int64(raw[i]) + base)
+		if wts != nil {
+			w := wts[i]
+			sum[g] += x * float64(w)
+			n[g] += w
+		} else {
+			sum[g] += x
+			n[g]++
+		}
+	}
+}
+
+func avgFloats(a *acc, vals []float64, valid []byte, rows, gids []uint32, wts []int64) {
+	n, sum := a.n, a.fsum
+	gids = gids[:len(rows)]
+	if valid == nil && wts == nil {
+		for k, i := range rows {
+			g := gids[k]
+			sum[g] += vals[i]
+			n[g]++
+		}
+		return
+	}
+	for k, i := range rows {
+		if valid != nil && valid[i] == 0 {
+			continue
+		}
+		g := gids[k]
+		w := int64(1)
+		if wts != nil {
+			w = wts[i]
+		}
+		sum[g] += vals[i] * float64(w)
+		n[g] += w
+	}
+}
+
+func (a *acc) minMax(v *colView, rows, gids []uint32) error {
+	isMin := a.spec.fn == plan.AggMin
+	switch v.kind {
+	case viewInt:
+		switch {
+		case v.u8 != nil:
+			minMaxInts(a, v.u8, v.base, v.valid, rows, gids, isMin)
+		case v.u16 != nil:
+			minMaxInts(a, v.u16, v.base, v.valid, rows, gids, isMin)
+		case v.u32 != nil:
+			minMaxInts(a, v.u32, v.base, v.valid, rows, gids, isMin)
+		default:
+			minMaxInts(a, v.i64, v.base, v.valid, rows, gids, isMin)
+		}
+	case viewFloat:
+		vals, valid, fv, flag := v.f64, v.valid, a.fv, a.flag
+		for k, i := range rows {
+			x := vals[i]
+			if (valid != nil && valid[i] == 0) || x != x {
+				continue
+			}
+			g := gids[k]
+			if flag[g]&fFlt == 0 || (isMin && x < fv[g]) || (!isMin && x > fv[g]) {
+				fv[g] = x
+				flag[g] |= fFlt
+			}
+		}
+	case viewDict, viewPlain:
+		valid, sv, flag := v.valid, a.sv, a.flag
+		for k, i := range rows {
+			if valid != nil && valid[i] == 0 {
+				continue
+			}
+			var s string
+			if v.kind == viewDict {
+				s = v.dict.Value(codeAt(v, int(i)))
+			} else {
+				s = v.plain.Value(int(i))
+			}
+			g := gids[k]
+			if flag[g]&fStr == 0 || (isMin && s < sv[g]) || (!isMin && s > sv[g]) {
+				sv[g] = s
+				flag[g] |= fStr
+			}
+		}
+	default:
+		return typeError(a.spec.fn, v, a.spec.col)
+	}
+	return nil
+}
+
+func minMaxInts[T intRaw](a *acc, raw []T, base int64, valid []byte, rows, gids []uint32, isMin bool) {
+	iv, flag := a.iv, a.flag
+	for k, i := range rows {
+		if valid != nil && valid[i] == 0 {
+			continue
+		}
+		g := gids[k]
+		x := int64(raw[i]) + base
+		if flag[g]&fInt == 0 || (isMin && x < iv[g]) || (!isMin && x > iv[g]) {
+			iv[g] = x
+			flag[g] |= fInt
+		}
+	}
+}
+
+// codeAt is the dictionary code of row i of a viewDict.
+func codeAt(v *colView, i int) int {
+	switch {
+	case v.c8 != nil:
+		return int(v.c8[i])
+	case v.c16 != nil:
+		return int(v.c16[i])
+	}
+	return int(v.c32[i])
+}
+
+func (a *acc) percentile(v *colView, rows, gids []uint32, wts []int64) error {
+	switch v.kind {
+	case viewInt:
+		switch {
+		case v.u8 != nil:
+			sketchInts(a, v.u8, v.base, v.valid, rows, gids, wts)
+		case v.u16 != nil:
+			sketchInts(a, v.u16, v.base, v.valid, rows, gids, wts)
+		case v.u32 != nil:
+			sketchInts(a, v.u32, v.base, v.valid, rows, gids, wts)
+		default:
+			sketchInts(a, v.i64, v.base, v.valid, rows, gids, wts)
+		}
+	case viewFloat:
+		vals, valid := v.f64, v.valid
+		for k, i := range rows {
+			if valid != nil && valid[i] == 0 {
+				continue
+			}
+			w := 1.0
+			if wts != nil {
+				w = float64(wts[i])
+			}
+			a.addSketch(gids[k], vals[i], w)
+		}
+	default:
+		return typeError(a.spec.fn, v, a.spec.col)
+	}
+	return nil
+}
+
+func sketchInts[T intRaw](a *acc, raw []T, base int64, valid []byte, rows, gids []uint32, wts []int64) {
+	for k, i := range rows {
+		if valid != nil && valid[i] == 0 {
+			continue
+		}
+		w := 1.0
+		if wts != nil {
+			w = float64(wts[i])
+		}
+		a.addSketch(gids[k], float64(int64(raw[i])+base), w)
+	}
+}
+
+var (
+	sketchMinValue = agg.SketchMapping.MinIndexableValue()
+	sketchMaxValue = agg.SketchMapping.MaxIndexableValue()
+)
+
+// addSketch adds x with weight w to group g's sketch, as DDSketch.AddWithCount
+// would, but through concrete types (no interface call per value).
+func (a *acc) addSketch(g uint32, x, w float64) {
+	switch {
+	case x > sketchMinValue:
+		if x > sketchMaxValue {
+			return
+		}
+		s := a.pos[g]
+		if s == nil {
+			s = store.NewDenseStore()
+			a.pos[g] = s
+		}
+		s.AddWithCount(agg.SketchMapping.Index(x), w)
+	case x < -sketchMinValue:
+		if x < -sketchMaxValue {
+			return
+		}
+		s := a.neg[g]
+		if s == nil {
+			s = store.NewDenseStore()
+			a.neg[g] = s
+		}
+		s.AddWithCount(agg.SketchMapping.Index(-x), w)
+	case x == x:
+		a.zero[g] += w
+	}
+}
+
+func (a *acc) distinct(v *colView, rows, gids []uint32) error {
+	valid := v.valid
+	switch v.kind {
+	case viewInt:
+		for k, i := range rows {
+			if valid != nil && valid[i] == 0 {
+				continue
+			}
+			a.addHash(gids[k], agg.HashInt(intAt(v, int(i))))
+		}
+	case viewFloat:
+		for k, i := range rows {
+			if valid != nil && valid[i] == 0 {
+				continue
+			}
+			a.addHash(gids[k], agg.HashFloat(v.f64[i]))
+		}
+	case viewDict:
+		h := a.dictHashes(v)
+		for k, i := range rows {
+			if valid != nil && valid[i] == 0 {
+				continue
+			}
+			a.addHash(gids[k], h[codeAt(v, int(i))])
+		}
+	case viewPlain:
+		for k, i := range rows {
+			if valid != nil && valid[i] == 0 {
+				continue
+			}
+			a.addHash(gids[k], agg.HashString(v.plain.Value(int(i))))
+		}
+	case viewSet:
+		// count_distinct of a set column counts distinct elements.
+		el := v.elem
+		var h []uint64
+		if el.kind == viewDict {
+			h = a.dictHashes(el)
+		}
+		for k, i := range rows {
+			if valid != nil && valid[i] == 0 {
+				continue
+			}
+			for j := v.offs[i]; j < v.offs[i+1]; j++ {
+				if h != nil {
+					a.addHash(gids[k], h[codeAt(el, int(j))])
+				} else {
+					a.addHash(gids[k], agg.HashString(el.plain.Value(int(j))))
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// dictHashes hashes every dictionary entry of v once.
+func (a *acc) dictHashes(v *colView) []uint64 {
+	nd := v.dictLen()
+	if cap(a.hashes) < nd {
+		a.hashes = make([]uint64, nd)
+	}
+	h := a.hashes[:nd]
+	for k := range h {
+		h[k] = agg.HashString(v.dict.Value(k))
+	}
+	return h
+}
+
+func (a *acc) addHash(g uint32, h uint64) {
+	s := a.hll[g]
+	if s == nil {
+		s = hyperloglog.New14()
+		a.hll[g] = s
+	}
+	s.InsertHash(h)
+}
+
+// weights fills wts with each row's weight from the sample_rate column (1 for NULL
+// or < 1), or returns nil when the block has no such column.
+func weights(v *colView, wts []int64) []int64 {
+	if v.allNull() || (v.kind != viewInt && v.kind != viewFloat) {
+		return nil
+	}
+	wts = wts[:v.n]
+	for i := range wts {
+		if v.valid != nil && v.valid[i] == 0 {
+			wts[i] = 1
+			continue
+		}
+		if v.kind == viewInt {
+			wts[i] = agg.Weight(intAt(v, i))
+		} else {
+			wts[i] = agg.Weight(clampInt(math.Floor(v.f64[i])))
+		}
+	}
+	return wts
+}

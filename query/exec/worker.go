@@ -1,0 +1,290 @@
+package exec
+
+import (
+	"github.com/reef-db/reef/block"
+	"github.com/reef-db/reef/query/agg"
+	"github.com/reef-db/reef/query/plan"
+)
+
+// worker scans blocks one at a time into its own groups and accumulators.
+type worker struct {
+	q   *query
+	opt Options
+
+	vs views
+	ev evaluator
+	gr grouper
+
+	groups *groups
+	accs   []acc
+	sample *sampler
+
+	inRange, matched int64
+
+	sel   []uint32
+	ident []uint32 // 0, 1, 2, … for "every row"
+	ones  []uint32 // gid 1 for every row, when there is no GROUP BY
+	wts   []int64
+}
+
+func newWorker(q *query, opt Options) *worker {
+	w := &worker{q: q, opt: opt, groups: newGroups(opt.agg().Groups())}
+	w.ev.vs = &w.vs
+	w.accs = make([]acc, len(q.aggs))
+	for i, s := range q.aggs {
+		w.accs[i].spec = s
+		w.accs[i].grow() // the trash group
+	}
+	if q.p.Sample {
+		w.sample = newSampler(q.p, opt.agg().SampleRows(q.p))
+	}
+	return w
+}
+
+func (w *worker) newGroup() {
+	for i := range w.accs {
+		w.accs[i].grow()
+	}
+}
+
+// scan folds one block into the worker's state.
+func (w *worker) scan(b *block.Block) error {
+	q := w.q
+	if b.Rows == 0 || b.MaxTime < q.tmin || b.MinTime > q.tmax {
+		return nil
+	}
+	w.vs.reset(b)
+	if err := w.countInRange(b); err != nil {
+		return err
+	}
+	if w.sample != nil && w.sample.skip(b) {
+		return nil // every row of b would sort after the rows already kept
+	}
+	n := b.Rows
+	var rows []uint32 // nil: every row
+	if q.filter != nil {
+		mask := w.ev.mask(0, n)
+		r, err := w.ev.eval(q.filter, mask, 0)
+		if err != nil {
+			return err
+		}
+		switch r {
+		case rNone:
+			return nil
+		case rMask:
+			w.sel = selection(mask, w.sel)
+			rows = w.sel
+			if len(rows) == 0 {
+				return nil
+			}
+			if len(rows) == n {
+				rows = nil
+			}
+		}
+	}
+	if rows == nil {
+		w.matched += int64(n)
+	} else {
+		w.matched += int64(len(rows))
+	}
+	if w.sample != nil {
+		return w.sample.add(b, &w.vs, rows)
+	}
+	return w.aggregate(b, rows)
+}
+
+// countInRange adds the rows of b inside the plan's time range to the coverage.
+func (w *worker) countInRange(b *block.Block) error {
+	q := w.q
+	if b.MinTime >= q.tmin && b.MaxTime <= q.tmax {
+		w.inRange += int64(b.Rows)
+		return nil
+	}
+	v, err := w.vs.get(block.TimeColumn)
+	if err != nil || v.kind != viewInt {
+		return err
+	}
+	mask := w.ev.mask(0, b.Rows)
+	switch evalIntRange(v, q.tmin, q.tmax, true, mask) {
+	case rAll:
+		w.inRange += int64(b.Rows) - int64(v.nulls)
+	case rMask:
+		if v.valid != nil {
+			andInto(mask, v.valid)
+		}
+		c := 0
+		for _, m := range mask {
+			c += int(m)
+		}
+		w.inRange += int64(c)
+	}
+	return nil
+}
+
+func (w *worker) aggregate(b *block.Block, rows []uint32) error {
+	p := w.q.p
+	sr, err := w.vs.get(block.SampleRateColumn)
+	if err != nil {
+		return err
+	}
+	weighted := !sr.allNull()
+	if len(p.GroupBy) == 0 && rows == nil && !weighted && w.fromMetadata(b) {
+		return nil
+	}
+	if rows == nil {
+		rows = w.identity(b.Rows)
+	}
+	var wts []int64
+	if weighted {
+		if cap(w.wts) < b.Rows {
+			w.wts = make([]int64, block.MaxRows)
+		}
+		wts = weights(sr, w.wts[:b.Rows])
+	}
+	var gids []uint32
+	if len(p.GroupBy) == 0 {
+		w.singleGroup()
+		gids = w.onesFor(len(rows))
+	} else {
+		gids, err = w.gr.assign(p.GroupBy, &w.vs, rows, w.groups, w.newGroup)
+		if err != nil {
+			return err
+		}
+	}
+	for i := range w.accs {
+		if err := w.accs[i].update(&w.vs, rows, gids, wts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// singleGroup makes sure group 1, the only group of a query without GROUP BY,
+// exists.
+func (w *worker) singleGroup() {
+	if w.groups.n() == 1 {
+		w.groups.lookup(nil)
+		w.newGroup()
+	}
+}
+
+// fromMetadata answers count and min/max over a whole block from its metadata
+// (no GROUP BY, every row selected, no sample_rate), without reading values. It
+// reports false, having changed nothing, when some aggregate needs the data.
+func (w *worker) fromMetadata(b *block.Block) bool {
+	for _, s := range w.q.aggs {
+		switch s.fn {
+		case plan.AggCount:
+		case plan.AggMin, plan.AggMax:
+			c := b.Column(s.col)
+			if c != nil && c.Type != block.TypeInt && c.Type != block.TypeFloat && c.Type != block.TypeString {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	w.singleGroup()
+	for i := range w.accs {
+		a := &w.accs[i]
+		if a.spec.col == "" {
+			a.n[1] += int64(b.Rows)
+			continue
+		}
+		c := b.Column(a.spec.col)
+		if c == nil || c.Arr == nil {
+			continue
+		}
+		nulls := c.Arr.NullN()
+		if a.spec.fn == plan.AggCount {
+			a.n[1] += int64(b.Rows - nulls)
+			continue
+		}
+		st := c.Stats
+		if !st.HasMinMax || nulls == b.Rows {
+			continue
+		}
+		isMin := a.spec.fn == plan.AggMin
+		switch c.Type {
+		case block.TypeInt:
+			x := st.MaxI
+			if isMin {
+				x = st.MinI
+			}
+			if a.flag[1]&fInt == 0 || (isMin && x < a.iv[1]) || (!isMin && x > a.iv[1]) {
+				a.iv[1] = x
+				a.flag[1] |= fInt
+			}
+		case block.TypeFloat:
+			x := st.MaxF
+			if isMin {
+				x = st.MinF
+			}
+			if x != x {
+				continue
+			}
+			if a.flag[1]&fFlt == 0 || (isMin && x < a.fv[1]) || (!isMin && x > a.fv[1]) {
+				a.fv[1] = x
+				a.flag[1] |= fFlt
+			}
+		case block.TypeString:
+			x := st.MaxS
+			if isMin {
+				x = st.MinS
+			}
+			if a.flag[1]&fStr == 0 || (isMin && x < a.sv[1]) || (!isMin && x > a.sv[1]) {
+				a.sv[1] = x
+				a.flag[1] |= fStr
+			}
+		}
+	}
+	return true
+}
+
+func (w *worker) identity(n int) []uint32 {
+	if len(w.ident) < n {
+		w.ident = make([]uint32, block.MaxRows)
+		for i := range w.ident {
+			w.ident[i] = uint32(i)
+		}
+		if n > len(w.ident) {
+			w.ident = w.ident[:0]
+			for i := 0; i < n; i++ {
+				w.ident = append(w.ident, uint32(i))
+			}
+		}
+	}
+	return w.ident[:n]
+}
+
+func (w *worker) onesFor(n int) []uint32 {
+	if len(w.ones) < n {
+		w.ones = make([]uint32, max(n, block.MaxRows))
+		for i := range w.ones {
+			w.ones[i] = 1
+		}
+	}
+	return w.ones[:n]
+}
+
+// partial hands the worker's groups over as an agg.Partial.
+func (w *worker) partial() (*agg.Partial, error) {
+	out := &agg.Partial{RowsInRange: w.inRange, RowsMatched: w.matched}
+	if w.sample != nil {
+		w.sample.finish(out)
+		return out, nil
+	}
+	out.Truncated = w.groups.truncated
+	ng := w.groups.n() - 1
+	out.Keys = make([][]plan.Value, ng)
+	out.States = make([][]agg.State, ng)
+	for g := 1; g <= ng; g++ {
+		out.Keys[g-1] = w.groups.keys[g]
+		states := make([]agg.State, len(w.accs))
+		for i := range w.accs {
+			states[i] = w.accs[i].state(g)
+		}
+		out.States[g-1] = states
+	}
+	return out, nil
+}

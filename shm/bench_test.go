@@ -1,0 +1,172 @@
+package shm
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/reef-db/reef/block"
+)
+
+var benchBlocks = flag.Int("bench-blocks", 16, "full blocks the Open/Verify benchmarks use (about 2.6 MiB each)")
+
+// fullBlock is a full block (65536 rows) of a typical event table: a time column,
+// narrowed ints, floats, dictionary strings of both index widths and a set.
+func fullBlock(tb testing.TB, id uint64) *block.Block {
+	tb.Helper()
+	n := block.MaxRows
+	return buildBlock(tb, "requests", id, []testCol{
+		{"time", block.TypeInt, gen(n, func(i int) any { return int64(1_700_000_000 + i/20) })},
+		{"status", block.TypeInt, gen(n, func(i int) any { return int64([]int{200, 200, 200, 404, 500}[i%5]) })},
+		{"latency_us", block.TypeInt, gen(n, func(i int) any { return int64(i*7919%1_000_000 + 50) })},
+		{"bytes", block.TypeInt, gen(n, func(i int) any { return int64(i) * 1_234_567_891 })},
+		{"cpu", block.TypeFloat, gen(n, func(i int) any { return float64(i%1000) / 10 })},
+		{"score", block.TypeFloat, gen(n, func(i int) any {
+			if i%9 == 0 {
+				return nil
+			}
+			return float64(i) * 0.001
+		})},
+		{"host", block.TypeString, gen(n, func(i int) any { return fmt.Sprintf("host-%03d", i%100) })},
+		{"user", block.TypeString, gen(n, func(i int) any { return fmt.Sprintf("user-%d", i*31%20000) })},
+		{"tags", block.TypeSet, gen(n, func(i int) any { return []string{"a", fmt.Sprintf("t%d", i%8)} })},
+	})
+}
+
+// benchDir is a fresh directory on /dev/shm when the machine has one, as a leaf
+// would use, removed after the benchmark.
+func benchDir(b *testing.B) string {
+	b.Helper()
+	base := ""
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		base = "/dev/shm"
+	}
+	dir, err := os.MkdirTemp(base, "reef-shm-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// benchFiles writes *benchBlocks copies of a full block (distinct ids).
+func benchFiles(b *testing.B, compressed bool) ([]string, int64) {
+	b.Helper()
+	dir := benchDir(b)
+	blk := fullBlock(b, 0)
+	defer blk.Release()
+	var paths []string
+	var total int64
+	for i := range *benchBlocks {
+		blk.ID = uint64(i)
+		var fi FileInfo
+		var err error
+		if compressed {
+			fi, err = Writer{}.WriteCompressed(dir, blk)
+		} else {
+			fi, err = WriteBlock(dir, blk)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		paths = append(paths, fi.Path)
+		total += fi.Size
+	}
+	return paths, total
+}
+
+// BenchmarkOpenBlock opens (maps and checks) every block file and releases it.
+// ms/GiB is the time per GiB of block files: it must stay far below what reading
+// the data would take.
+func BenchmarkOpenBlock(b *testing.B) {
+	paths, total := benchFiles(b, false)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		for _, p := range paths {
+			blk, err := OpenBlock(p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			blk.Release()
+		}
+	}
+	perOp := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	b.ReportMetric(perOp/1e6/(float64(total)/(1<<30)), "ms/GiB")
+	b.ReportMetric(perOp/1e3/float64(len(paths)), "µs/block")
+}
+
+// BenchmarkVerifyBlock checks the file checksum of every block file.
+func BenchmarkVerifyBlock(b *testing.B) {
+	paths, total := benchFiles(b, false)
+	b.SetBytes(total)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		for _, p := range paths {
+			if err := VerifyBlock(p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkReadBlockFile reads every block file into the heap (checksum included).
+func BenchmarkReadBlockFile(b *testing.B) {
+	paths, total := benchFiles(b, false)
+	b.SetBytes(total)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		for _, p := range paths {
+			blk, err := ReadBlockFile(p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			blk.Release()
+		}
+	}
+}
+
+// BenchmarkReadCompressed reads every disk copy into the heap; MB/s counts
+// compressed bytes.
+func BenchmarkReadCompressed(b *testing.B) {
+	paths, total := benchFiles(b, true)
+	b.SetBytes(total)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		for _, p := range paths {
+			blk, err := ReadCompressed(p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			blk.Release()
+		}
+	}
+}
+
+func benchWrite(b *testing.B, write func(dir string, blk *block.Block) (FileInfo, error)) {
+	blk := fullBlock(b, 1)
+	defer blk.Release()
+	dir := benchDir(b)
+	b.SetBytes(blk.Bytes)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		fi, err := write(dir, blk)
+		if err != nil {
+			b.Fatal(err)
+		}
+		os.Remove(filepath.Join(dir, filepath.Base(fi.Path)))
+	}
+}
+
+// BenchmarkWriteBlock writes a full block to tmpfs (no fsync); MB/s counts the
+// block's buffer bytes.
+func BenchmarkWriteBlock(b *testing.B) { benchWrite(b, WriteBlock) }
+
+// BenchmarkWriteCompressed writes the snappy disk copy of a full block (no fsync).
+func BenchmarkWriteCompressed(b *testing.B) { benchWrite(b, Writer{}.WriteCompressed) }

@@ -1,0 +1,345 @@
+package shm
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"hash/fnv"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/reef-db/reef/block"
+)
+
+// The manifest is the last file of a handoff: its presence, with a version this
+// build reads, says every block file it lists was complete when the old process
+// exited.
+//
+// # Manifest file layout, version 1
+//
+// The file dir/MANIFEST is one text line, then a JSON document:
+//
+//	REEF-MANIFEST version=1 length=<n> crc32c=<8 lowercase hex digits>\n
+//	<n bytes: the Manifest as JSON (keys below), ending in "\n">
+//
+// length is the byte length of the JSON part and crc32c its Castagnoli checksum;
+// nothing follows it. The JSON keys: version, generation, leaf_id, created_unix and
+// blocks, a list of {file, size, rows, schema_hash (a decimal string, being 64-bit),
+// crc32c, table, min_time, max_time}. Unknown keys are an error. A reader checks the
+// line, the length, the checksum, the version, and every bound listed at
+// validateManifest before it returns a manifest.
+
+// ManifestName is the manifest's file name inside a leaf's shm directory.
+const ManifestName = "MANIFEST"
+
+const (
+	manifestMagic = "REEF-MANIFEST"
+	// MaxManifestSize bounds a manifest file.
+	MaxManifestSize = 64 << 20
+	// MaxManifestBlocks bounds the blocks one manifest lists.
+	MaxManifestBlocks = 1 << 18
+	maxLeafIDLen      = 256
+	maxManifestLine   = 128
+)
+
+// Manifest lists the block files of a handoff.
+type Manifest struct {
+	Version     int             `json:"version"` // LayoutVersion
+	Generation  uint64          `json:"generation"`
+	LeafID      string          `json:"leaf_id"`
+	CreatedUnix int64           `json:"created_unix"`
+	Blocks      []ManifestBlock `json:"blocks"`
+}
+
+// ManifestBlock describes one block file of a manifest.
+type ManifestBlock struct {
+	File       string `json:"file"` // FileName(id): a name in the manifest's directory
+	Size       int64  `json:"size"` // file length
+	Rows       int    `json:"rows"`
+	SchemaHash uint64 `json:"schema_hash,string"`
+	CRC32C     uint32 `json:"crc32c"` // the file checksum (the layout trailer's)
+	Table      string `json:"table"`
+	MinTime    int64  `json:"min_time"`
+	MaxTime    int64  `json:"max_time"`
+}
+
+// WriteManifest writes m as dir/MANIFEST: to a temporary file, fsynced, renamed into
+// place, and the directory fsynced. Write it after every block file it lists. A zero
+// m.Version means LayoutVersion; any other version than that is an error, as is an
+// entry that ReadManifest would reject.
+func WriteManifest(dir string, m *Manifest) error {
+	path := filepath.Join(dir, ManifestName)
+	fail := func(err error) error { return fmt.Errorf("cannot write manifest %s: %w", path, err) }
+	mm := *m
+	if mm.Version == 0 {
+		mm.Version = LayoutVersion
+	}
+	if err := validateManifest(&mm); err != nil {
+		return fail(err)
+	}
+	body, err := json.Marshal(&mm)
+	if err != nil {
+		return fail(err)
+	}
+	body = append(body, '\n')
+	if len(body) > MaxManifestSize-maxManifestLine {
+		return fail(fmt.Errorf("manifest of %d bytes exceeds the limit %d", len(body), MaxManifestSize-maxManifestLine))
+	}
+	head := fmt.Sprintf("%s version=%d length=%d crc32c=%08x\n", manifestMagic, LayoutVersion, len(body), crc32.Checksum(body, castagnoli))
+
+	f, err := os.CreateTemp(dir, tempPrefix+ManifestName+"-*")
+	if err != nil {
+		return fail(err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if tmp != "" {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(append([]byte(head), body...)); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fail(err)
+	}
+	tmp = ""
+	if err := syncDir(dir); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// ReadManifest reads and checks dir/MANIFEST. A missing manifest is an error
+// wrapping ErrNoManifest; a damaged one wraps ErrCorrupt, one of another version
+// ErrVersion. The block files it lists are not looked at (see AttachBlock).
+func ReadManifest(dir string) (*Manifest, error) {
+	path := filepath.Join(dir, ManifestName)
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("cannot read manifest %s: %w", path, ErrNoManifest)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot read manifest %s: %w", path, err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() > MaxManifestSize {
+		return nil, fmt.Errorf("cannot read manifest %s: %w: %d bytes, limit %d", path, ErrCorrupt, st.Size(), MaxManifestSize)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxManifestSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read manifest %s: %w", path, err)
+	}
+	m, err := parseManifest(data)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read manifest %s: %w", path, err)
+	}
+	return m, nil
+}
+
+func parseManifest(data []byte) (*Manifest, error) {
+	if len(data) > MaxManifestSize {
+		return nil, fmt.Errorf("%w: manifest is larger than %d bytes", ErrCorrupt, MaxManifestSize)
+	}
+	nl := bytes.IndexByte(data[:min(len(data), maxManifestLine)], '\n')
+	if nl < 0 {
+		return nil, fmt.Errorf("%w: no header line in the first %d bytes", ErrCorrupt, maxManifestLine)
+	}
+	fields := strings.Split(string(data[:nl]), " ")
+	if len(fields) != 4 || fields[0] != manifestMagic {
+		return nil, fmt.Errorf("%w: header line %q is not %q", ErrCorrupt, data[:nl], manifestMagic+" version=… length=… crc32c=…")
+	}
+	version, err := manifestField(fields[1], "version=", 10, 32)
+	if err != nil {
+		return nil, err
+	}
+	if version != LayoutVersion {
+		return nil, fmt.Errorf("%w: manifest has version %d, this build reads %d", ErrVersion, version, LayoutVersion)
+	}
+	length, err := manifestField(fields[2], "length=", 10, 32)
+	if err != nil {
+		return nil, err
+	}
+	crc, err := manifestField(fields[3], "crc32c=", 16, 32)
+	if err != nil {
+		return nil, err
+	}
+	if len(fields[3]) != len("crc32c=")+8 {
+		return nil, fmt.Errorf("%w: header field %q: want 8 hex digits", ErrCorrupt, fields[3])
+	}
+	body := data[nl+1:]
+	if uint64(len(body)) != length {
+		return nil, fmt.Errorf("%w: %d bytes of JSON, header line says %d (truncated?)", ErrCorrupt, len(body), length)
+	}
+	if got := crc32.Checksum(body, castagnoli); uint64(got) != crc {
+		return nil, fmt.Errorf("%w: JSON checksum is %08x, header line says %08x", ErrCorrupt, got, crc)
+	}
+	m := &Manifest{}
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.DisallowUnknownFields()
+	if err := d.Decode(m); err != nil {
+		return nil, fmt.Errorf("%w: bad JSON: %w", ErrCorrupt, err)
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: data after the JSON document", ErrCorrupt)
+	}
+	if m.Version != LayoutVersion {
+		return nil, fmt.Errorf("%w: JSON says version %d, header line %d", ErrCorrupt, m.Version, LayoutVersion)
+	}
+	if err := validateManifest(m); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return m, nil
+}
+
+func manifestField(f, key string, base, bits int) (uint64, error) {
+	v, ok := strings.CutPrefix(f, key)
+	if !ok {
+		return 0, fmt.Errorf("%w: header field %q: want %q…", ErrCorrupt, f, key)
+	}
+	n, err := strconv.ParseUint(v, base, bits)
+	if err != nil {
+		return 0, fmt.Errorf("%w: header field %q: %w", ErrCorrupt, f, err)
+	}
+	return n, nil
+}
+
+// validateManifest checks the bounds of a manifest: a leaf id of 1..256 bytes, at
+// most MaxManifestBlocks blocks, and per block a file name made by FileName and not
+// repeated, a size a block file can have, 1..block.MaxRows rows, a table name of
+// 1..65535 bytes and MinTime <= MaxTime.
+func validateManifest(m *Manifest) error {
+	if m.Version != LayoutVersion {
+		return fmt.Errorf("version %d, want %d", m.Version, LayoutVersion)
+	}
+	if m.LeafID == "" || len(m.LeafID) > maxLeafIDLen {
+		return fmt.Errorf("leaf id of %d bytes, want 1..%d", len(m.LeafID), maxLeafIDLen)
+	}
+	if len(m.Blocks) > MaxManifestBlocks {
+		return fmt.Errorf("%d blocks, limit %d", len(m.Blocks), MaxManifestBlocks)
+	}
+	seen := make(map[string]struct{}, len(m.Blocks))
+	for i, mb := range m.Blocks {
+		if err := validateManifestBlock(mb); err != nil {
+			return fmt.Errorf("block %d (%q): %w", i, mb.File, err)
+		}
+		if _, dup := seen[mb.File]; dup {
+			return fmt.Errorf("block %d: file %q listed twice", i, mb.File)
+		}
+		seen[mb.File] = struct{}{}
+	}
+	return nil
+}
+
+func validateManifestBlock(mb ManifestBlock) error {
+	if _, compressed, ok := ParseFileName(mb.File); !ok || compressed {
+		return fmt.Errorf("file name is not a block file name like %q", FileName(1))
+	}
+	if mb.Size < minFileLen || mb.Size > MaxFileSize {
+		return fmt.Errorf("size %d out of range %d..%d", mb.Size, minFileLen, int64(MaxFileSize))
+	}
+	if mb.Rows < 1 || mb.Rows > block.MaxRows {
+		return fmt.Errorf("%d rows, want 1..%d", mb.Rows, block.MaxRows)
+	}
+	if mb.Table == "" || len(mb.Table) > maxNameLen {
+		return fmt.Errorf("table name of %d bytes, want 1..%d", len(mb.Table), maxNameLen)
+	}
+	if mb.MinTime > mb.MaxTime {
+		return fmt.Errorf("min time %d after max time %d", mb.MinTime, mb.MaxTime)
+	}
+	return nil
+}
+
+// RemoveManifest removes dir/MANIFEST (a missing one is fine) and fsyncs the
+// directory. A process that attached a handoff removes it before it changes the
+// directory, so a later crash is not taken for a clean handoff.
+func RemoveManifest(dir string) error {
+	path := filepath.Join(dir, ManifestName)
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("cannot remove manifest %s: %w", path, err)
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("cannot remove manifest %s: %w", path, err)
+	}
+	return nil
+}
+
+// AttachBlock opens (maps) the block file of manifest entry mb in dir and checks
+// that it is the file the manifest describes: size, trailer checksum, rows, table,
+// time range and schema hash. Like OpenBlock it does not compute the file checksum;
+// VerifyManifestBlock does. A mismatch wraps ErrCorrupt.
+func AttachBlock(dir string, mb ManifestBlock) (*block.Block, error) {
+	if err := validateManifestBlock(mb); err != nil {
+		return nil, fmt.Errorf("cannot attach block %q: %w: %w", mb.File, ErrCorrupt, err)
+	}
+	path := filepath.Join(dir, mb.File)
+	b, data, err := openBlock(path)
+	if err != nil {
+		return nil, err
+	}
+	crc := binary.LittleEndian.Uint32(data[len(data)-trailerLen:])
+	var what string
+	switch {
+	case int64(len(data)) != mb.Size:
+		what = fmt.Sprintf("size %d, manifest says %d", len(data), mb.Size)
+	case crc != mb.CRC32C:
+		what = fmt.Sprintf("checksum %08x, manifest says %08x", crc, mb.CRC32C)
+	case b.Rows != mb.Rows || b.Table != mb.Table || b.MinTime != mb.MinTime || b.MaxTime != mb.MaxTime:
+		what = fmt.Sprintf("table %q, %d rows, time [%d,%d]; manifest says %q, %d rows, [%d,%d]",
+			b.Table, b.Rows, b.MinTime, b.MaxTime, mb.Table, mb.Rows, mb.MinTime, mb.MaxTime)
+	case SchemaHash(b) != mb.SchemaHash:
+		what = fmt.Sprintf("schema hash %016x, manifest says %016x", SchemaHash(b), mb.SchemaHash)
+	}
+	if what != "" {
+		b.Release()
+		return nil, fmt.Errorf("cannot attach block file %s: %w: %s", path, ErrCorrupt, what)
+	}
+	return b, nil
+}
+
+// VerifyManifestBlock checks the whole file of manifest entry mb in dir against its
+// own checksum and the manifest's.
+func VerifyManifestBlock(dir string, mb ManifestBlock) error {
+	if err := validateManifestBlock(mb); err != nil {
+		return fmt.Errorf("cannot verify block %q: %w: %w", mb.File, ErrCorrupt, err)
+	}
+	path := filepath.Join(dir, mb.File)
+	crc, err := verifyFile(path)
+	if err != nil {
+		return err
+	}
+	if crc != mb.CRC32C {
+		return fmt.Errorf("cannot verify block file %s: %w: checksum %08x, manifest says %08x", path, ErrCorrupt, crc, mb.CRC32C)
+	}
+	return nil
+}
+
+// SchemaHash is a 64-bit FNV-1a hash of a block's column names and logical types,
+// in column order. Blocks with equal hashes have (almost surely) the same columns;
+// physical encodings (narrowing, dictionaries) do not change it.
+func SchemaHash(b *block.Block) uint64 {
+	h := fnv.New64a()
+	var buf [5]byte
+	for i := range b.Columns {
+		c := &b.Columns[i]
+		binary.LittleEndian.PutUint32(buf[:4], uint32(len(c.Name)))
+		buf[4] = uint8(c.Type)
+		h.Write(buf[:])
+		io.WriteString(h, c.Name)
+	}
+	return h.Sum64()
+}

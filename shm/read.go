@@ -1,0 +1,433 @@
+package shm
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
+	"os"
+	"unsafe"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/golang/snappy"
+	"golang.org/x/sys/unix"
+
+	"github.com/reef-db/reef/block"
+)
+
+// OpenBlock maps the block file at path read-only and returns its block, whose
+// arrays point straight into the mapping. Opening reads the header and the offset
+// and dictionary index buffers (see the package comment), not the data; the file
+// checksum is checked separately by VerifyBlock. Block.Release unmaps the file; the
+// block must not be used, and none of its arrays or strings read, after that.
+//
+// The file must not be modified or truncated while it is mapped. A damaged file
+// yields an error wrapping ErrCorrupt (or ErrVersion).
+func OpenBlock(path string) (*block.Block, error) {
+	b, _, err := openBlock(path)
+	return b, err
+}
+
+// openBlock is OpenBlock, also returning the mapping.
+func openBlock(path string) (*block.Block, []byte, error) {
+	data, err := mapFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot open block file %s: %w", path, err)
+	}
+	b, err := decode(data)
+	if err != nil {
+		unix.Munmap(data)
+		return nil, nil, fmt.Errorf("cannot open block file %s: %w", path, err)
+	}
+	b.SetRelease(func() { unix.Munmap(data) })
+	return b, data, nil
+}
+
+// VerifyBlock checks the file checksum of the block file at path over the whole
+// file, and its length, magic and trailer. It maps the file rather than reading it
+// into the heap, so verifying a file that is already open costs no memory.
+func VerifyBlock(path string) error {
+	_, err := verifyFile(path)
+	return err
+}
+
+// verifyFile is VerifyBlock, returning the checksum.
+func verifyFile(path string) (uint32, error) {
+	data, err := mapFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("cannot verify block file %s: %w", path, err)
+	}
+	defer unix.Munmap(data)
+	crc, err := verifyData(data)
+	if err != nil {
+		return 0, fmt.Errorf("cannot verify block file %s: %w", path, err)
+	}
+	return crc, nil
+}
+
+// ReadBlockFile reads the block file at path into the heap and returns its block.
+// Unlike OpenBlock it checks the file checksum, as it reads every byte anyway.
+func ReadBlockFile(path string) (*block.Block, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read block file %s: %w", path, err)
+	}
+	defer f.Close()
+	fail := func(err error) (*block.Block, error) {
+		return nil, fmt.Errorf("cannot read block file %s: %w", path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return fail(err)
+	}
+	if st.Size() < minFileLen || st.Size() > MaxFileSize {
+		return fail(fmt.Errorf("%w: file is %d bytes, want %d..%d", ErrCorrupt, st.Size(), minFileLen, int64(MaxFileSize)))
+	}
+	data := alignedBytes(int(st.Size()))
+	if _, err := io.ReadFull(f, data); err != nil {
+		return fail(err)
+	}
+	b, err := decodeVerified(data)
+	if err != nil {
+		return fail(err)
+	}
+	return b, nil
+}
+
+// maxSnappyRatio bounds how many bytes a byte of snappy stream can expand to (the
+// format's best case is a 64-byte copy in 3 bytes); it caps what a damaged header
+// may make ReadCompressed allocate.
+const maxSnappyRatio = 32
+
+// ReadCompressed reads the disk copy of a block (see Writer.WriteCompressed) into the
+// heap and returns its block. Snappy chunk checksums and the file checksum are
+// checked.
+func ReadCompressed(path string) (*block.Block, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read compressed block file %s: %w", path, err)
+	}
+	defer f.Close()
+	fail := func(err error) (*block.Block, error) {
+		return nil, fmt.Errorf("cannot read compressed block file %s: %w", path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return fail(err)
+	}
+	r := snappy.NewReader(f)
+	var fixed [fixedHeaderLen]byte
+	if _, err := io.ReadFull(r, fixed[:]); err != nil {
+		return fail(fmt.Errorf("%w: cannot read header: %w", ErrCorrupt, err))
+	}
+	flen, err := checkFixed(fixed[:])
+	if err != nil {
+		return fail(err)
+	}
+	if limit := maxSnappyRatio*st.Size() + 1<<16; flen > limit {
+		return fail(fmt.Errorf("%w: header says %d bytes, more than %d bytes of snappy can hold", ErrCorrupt, flen, st.Size()))
+	}
+	data := alignedBytes(int(flen))
+	copy(data, fixed[:])
+	if _, err := io.ReadFull(r, data[fixedHeaderLen:]); err != nil {
+		return fail(fmt.Errorf("%w: cannot read %d bytes the header promises: %w", ErrCorrupt, flen, err))
+	}
+	if n, _ := r.Read(fixed[:1]); n != 0 {
+		return fail(fmt.Errorf("%w: data after the %d bytes the header promises", ErrCorrupt, flen))
+	}
+	b, err := decodeVerified(data)
+	if err != nil {
+		return fail(err)
+	}
+	return b, nil
+}
+
+func decodeVerified(data []byte) (*block.Block, error) {
+	if _, err := verifyData(data); err != nil {
+		return nil, err
+	}
+	return decode(data)
+}
+
+// mapFile maps the whole file read-only.
+func mapFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file")
+	}
+	if st.Size() < minFileLen || st.Size() > MaxFileSize {
+		return nil, fmt.Errorf("%w: file is %d bytes, want %d..%d", ErrCorrupt, st.Size(), minFileLen, int64(MaxFileSize))
+	}
+	data, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("cannot map: %w", err)
+	}
+	return data, nil
+}
+
+// alignedBytes returns n bytes of heap starting at a multiple of 64, so that buffer
+// offsets aligned in the file are aligned in memory.
+func alignedBytes(n int) []byte {
+	buf := make([]byte, n+bufAlign)
+	skip := int(-uintptr(unsafe.Pointer(unsafe.SliceData(buf))) & (bufAlign - 1))
+	return buf[skip : skip+n : skip+n]
+}
+
+// verifyData checks the file checksum, file length and trailer of a whole file.
+func verifyData(data []byte) (uint32, error) {
+	if len(data) < minFileLen {
+		return 0, fmt.Errorf("%w: file is %d bytes, shorter than any block file", ErrCorrupt, len(data))
+	}
+	if _, err := checkFixed(data[:fixedHeaderLen]); err != nil {
+		return 0, err
+	}
+	if flen := binary.LittleEndian.Uint64(data[16:]); flen != uint64(len(data)) {
+		return 0, fmt.Errorf("%w: file is %d bytes, header says %d", ErrCorrupt, len(data), flen)
+	}
+	tr := data[len(data)-trailerLen:]
+	if string(tr[4:]) != trailerMagic {
+		return 0, fmt.Errorf("%w: no trailer magic at byte %d", ErrCorrupt, len(data)-4)
+	}
+	want := binary.LittleEndian.Uint32(tr)
+	if got := crc32.Checksum(data[:len(data)-trailerLen], castagnoli); got != want {
+		return 0, fmt.Errorf("%w: file checksum is %08x, trailer says %08x", ErrCorrupt, got, want)
+	}
+	return want, nil
+}
+
+// checkFixed checks the magic and version of a file's first 64 bytes and returns the
+// file length they state.
+func checkFixed(fixed []byte) (int64, error) {
+	if !bytes.Equal(fixed[:8], []byte(blockMagic)) {
+		return 0, fmt.Errorf("%w: bad magic %q, want %q", ErrCorrupt, fixed[:8], blockMagic)
+	}
+	if v := binary.LittleEndian.Uint32(fixed[8:]); v != LayoutVersion {
+		return 0, fmt.Errorf("%w: file has version %d, this build reads %d", ErrVersion, v, LayoutVersion)
+	}
+	flen := binary.LittleEndian.Uint64(fixed[16:])
+	if flen < minFileLen || flen > MaxFileSize {
+		return 0, fmt.Errorf("%w: header says the file is %d bytes, want %d..%d", ErrCorrupt, flen, minFileLen, int64(MaxFileSize))
+	}
+	return int64(flen), nil
+}
+
+// decode builds the block of a whole file held in data (a mapping or aligned heap
+// bytes), its arrays over data. It checks everything but the file checksum.
+func decode(data []byte) (b *block.Block, err error) {
+	if len(data) < minFileLen {
+		return nil, fmt.Errorf("%w: file is %d bytes, shorter than any block file", ErrCorrupt, len(data))
+	}
+	if uintptr(unsafe.Pointer(unsafe.SliceData(data)))%bufAlign != 0 {
+		panic("BUG: shm.decode over unaligned bytes")
+	}
+	flen, err := checkFixed(data)
+	if err != nil {
+		return nil, err
+	}
+	if flen != int64(len(data)) {
+		return nil, fmt.Errorf("%w: file is %d bytes, header says %d (truncated or extended)", ErrCorrupt, len(data), flen)
+	}
+	if string(data[len(data)-4:]) != trailerMagic {
+		return nil, fmt.Errorf("%w: no trailer magic at byte %d", ErrCorrupt, len(data)-4)
+	}
+	hlen := int64(binary.LittleEndian.Uint32(data[12:]))
+	dataEnd := flen - trailerLen
+	if hlen < fixedHeaderLen+4 || hlen > dataEnd {
+		return nil, fmt.Errorf("%w: header length %d out of range %d..%d", ErrCorrupt, hlen, fixedHeaderLen+4, dataEnd)
+	}
+	if got, want := crc32.Checksum(data[:hlen-4], castagnoli), binary.LittleEndian.Uint32(data[hlen-4:]); got != want {
+		return nil, fmt.Errorf("%w: header checksum is %08x, header says %08x", ErrCorrupt, got, want)
+	}
+	h := &headerReader{dec: dec{b: data[:hlen-4], off: 8 + 4 + 4 + 8}, file: data, hlen: hlen, dataEnd: dataEnd}
+	b, err = h.block()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	b.Bytes = flen
+	return b, nil
+}
+
+// headerReader parses a header whose checksum matched.
+type headerReader struct {
+	dec
+	file    []byte
+	hlen    int64
+	dataEnd int64
+}
+
+func (h *headerReader) block() (*block.Block, error) {
+	b := &block.Block{}
+	b.ID = h.u64()
+	b.MinTime = h.i64()
+	b.MaxTime = h.i64()
+	rows := h.u32()
+	ncols := h.u32()
+	tlen := h.u32()
+	if h.u32() != 0 {
+		return nil, fmt.Errorf("reserved header field at byte 60 is not 0")
+	}
+	if rows < 1 || rows > block.MaxRows {
+		return nil, fmt.Errorf("%d rows, want 1..%d", rows, block.MaxRows)
+	}
+	if ncols > MaxColumns {
+		return nil, fmt.Errorf("%d columns, limit %d", ncols, MaxColumns)
+	}
+	if tlen > maxNameLen {
+		return nil, fmt.Errorf("table name length %d, limit %d", tlen, maxNameLen)
+	}
+	b.Rows = int(rows)
+	b.Table = h.str(int(tlen))
+	if h.err != nil {
+		return nil, h.err
+	}
+	// Each column record takes at least 32 header bytes; bounding the slice by
+	// the header keeps a damaged count from allocating much.
+	b.Columns = make([]block.Column, 0, min(int(ncols), len(h.b)/32))
+	nodes := make([]*node, 0, cap(b.Columns))
+	for i := range int(ncols) {
+		c, nd, err := h.column()
+		if err != nil {
+			return nil, fmt.Errorf("column %d (%q, header byte %d): %w", i, c.Name, h.off, err)
+		}
+		b.Columns = append(b.Columns, c)
+		nodes = append(nodes, nd)
+	}
+	if h.off != len(h.b) {
+		return nil, fmt.Errorf("header has %d bytes after the last column", len(h.b)-h.off)
+	}
+	if err := checkColumns(b, nodes); err != nil {
+		return nil, err
+	}
+	for i := range b.Columns {
+		b.Columns[i].Arr = buildArray(nodes[i])
+	}
+	return b, nil
+}
+
+func (h *headerReader) column() (block.Column, *node, error) {
+	var c block.Column
+	c.Name = h.str(int(h.u16()))
+	c.Type = block.Type(h.u8())
+	flags := h.u8()
+	reserved := h.u16()
+	c.Stats.Nulls = int(h.u32())
+	c.Base = h.i64()
+	if h.err != nil {
+		return c, nil, h.err
+	}
+	if flags&^1 != 0 || reserved != 0 {
+		return c, nil, fmt.Errorf("unknown flags %#x or reserved bits %#x set", flags, reserved)
+	}
+	c.Stats.HasMinMax = flags&1 != 0
+	switch c.Type {
+	case block.TypeInt:
+		c.Stats.MinI, c.Stats.MaxI = h.i64(), h.i64()
+	case block.TypeFloat:
+		c.Stats.MinF, c.Stats.MaxF = math.Float64frombits(h.u64()), math.Float64frombits(h.u64())
+	case block.TypeString:
+		c.Stats.MinS = h.statString()
+		c.Stats.MaxS = h.statString()
+	case block.TypeSet:
+	default:
+		return c, nil, fmt.Errorf("unknown logical type %d", uint8(c.Type))
+	}
+	nd, err := h.node(0)
+	if err != nil {
+		return c, nil, err
+	}
+	return c, nd, h.err
+}
+
+func (h *headerReader) statString() string {
+	n := h.u32()
+	if n > maxStatLen {
+		h.err = fmt.Errorf("string stat of %d bytes, limit %d", n, maxStatLen)
+		return ""
+	}
+	return h.str(int(n))
+}
+
+// node parses an array node and the nodes nested in it. Nesting is at most
+// list → dictionary → string; depth bounds it against a damaged header.
+func (h *headerReader) node(depth int) (*node, error) {
+	if depth > 2 {
+		return nil, fmt.Errorf("array nodes nested deeper than the layout allows")
+	}
+	nd := &node{typ: h.u8(), idx: h.u8()}
+	reserved := h.u16()
+	nd.n = int(h.u32())
+	nd.nulls = int(h.u32())
+	if h.err != nil {
+		return nil, h.err
+	}
+	nb := numBuffers(nd.typ)
+	if nb == 0 {
+		return nil, fmt.Errorf("arrow type id %d not allowed", nd.typ)
+	}
+	if reserved != 0 || (nd.typ != idDictionary && nd.idx != 0) {
+		return nil, fmt.Errorf("reserved field of %s array node is not 0", arrow.Type(nd.typ))
+	}
+	for i := range nb {
+		off, n := h.u64(), h.u64()
+		if h.err != nil {
+			return nil, h.err
+		}
+		if n == 0 {
+			if off != 0 {
+				return nil, fmt.Errorf("empty buffer %d of %s array has offset %d, want 0", i, arrow.Type(nd.typ), off)
+			}
+			continue
+		}
+		if off%bufAlign != 0 || off < uint64(h.hlen) || off > uint64(h.dataEnd) || n > uint64(h.dataEnd)-off {
+			return nil, fmt.Errorf("buffer %d of %s array at [%d,+%d) is not a 64-byte aligned range inside the data area [%d,%d)",
+				i, arrow.Type(nd.typ), off, n, h.hlen, h.dataEnd)
+		}
+		nd.bufs[i] = h.file[off : off+n : off+n]
+	}
+	if nd.typ == idList || nd.typ == idDictionary {
+		sub, err := h.node(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		nd.sub = sub
+	}
+	return nd, nil
+}
+
+// buildArray makes the Arrow array of a checked node over its buffers. A
+// dictionary's values array is created here, before the block is shared, because
+// array.Dictionary creates it lazily and unsynchronised on first use.
+func buildArray(nd *node) arrow.Array {
+	d := nd.arrayData()
+	defer d.Release()
+	a := array.MakeFromData(d)
+	warmDictionaries(a)
+	return a
+}
+
+func warmDictionaries(a arrow.Array) {
+	switch a := a.(type) {
+	case *array.Dictionary:
+		a.Dictionary()
+	case *array.List:
+		warmDictionaries(a.ListValues())
+	}
+}
+
+// IsCorrupt reports whether err says a file is damaged or of another layout
+// version: the cases where a caller falls back to another copy of the data.
+func IsCorrupt(err error) bool {
+	return errors.Is(err, ErrCorrupt) || errors.Is(err, ErrVersion)
+}
