@@ -88,14 +88,10 @@ type members struct {
 	children []*child
 }
 
-func newMembers(urls []string, token string) *members {
-	m := &members{}
-	for _, u := range urls {
-		cl := api.NewClient(u)
-		cl.Token = token
-		m.children = append(m.children, &child{url: u, client: cl})
-	}
-	return m
+func newChild(url, token string) *child {
+	cl := api.NewClient(url)
+	cl.Token = token
+	return &child{url: url, client: cl}
 }
 
 func (m *members) list() []*child {

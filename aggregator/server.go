@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,8 +21,14 @@ import (
 
 // Config configures an aggregator. Zero fields take the defaults noted.
 type Config struct {
-	// Children are the base URLs of the leaves or child aggregators.
+	// Children are the base URLs of the leaves or child aggregators; an entry
+	// dns+http://NAME:PORT stands for every address NAME resolves to.
 	Children []string
+	// ClusterFile, if set, lists more children, one URL per line; Reload re-reads
+	// it.
+	ClusterFile string
+	// DNSInterval is how often dns+ children are re-resolved (default 10s).
+	DNSInterval time.Duration
 	// Token, if set, is sent as a bearer token to the children.
 	Token string
 	// QueryTimeout is the default query deadline (default 5s); a query may ask for
@@ -63,6 +70,7 @@ func (c *Config) setDefaults() {
 	def(&c.HealthTimeout, 500*time.Millisecond)
 	def(&c.IngestTimeout, 30*time.Second)
 	def(&c.ExcludeFor, 2*time.Second)
+	def(&c.DNSInterval, 10*time.Second)
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = 256 << 20
 	}
@@ -99,26 +107,33 @@ type Server struct {
 // New returns an aggregator over cfg.Children. Call Start to begin health checks.
 func New(cfg Config) (*Server, error) {
 	cfg.setDefaults()
-	if len(cfg.Children) == 0 {
-		return nil, errors.New("an aggregator needs at least one child (--leaves)")
+	if len(cfg.Children) == 0 && cfg.ClusterFile == "" {
+		return nil, errors.New("an aggregator needs children: give --leaves or --cluster-file")
 	}
 	seen := map[string]bool{}
 	for _, u := range cfg.Children {
 		if seen[u] {
 			return nil, fmt.Errorf("child %s is listed twice", u)
 		}
+		if err := checkChildURL(u); err != nil {
+			return nil, err
+		}
 		seen[u] = true
 	}
 	reg := prometheus.NewRegistry()
-	s := &Server{
+	var s *Server
+	s = &Server{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		members:  newMembers(cfg.Children, cfg.Token),
+		members:  &members{},
 		recent:   newRecentBatches(cfg.RecentBatches),
 		querySem: make(chan struct{}, cfg.MaxConcurrentQueries),
 		metrics:  newMetrics(reg),
 		reg:      reg,
 		stop:     make(chan struct{}),
+	}
+	if err := s.Reload(context.Background()); err != nil && len(s.members.list()) == 0 {
+		return nil, fmt.Errorf("cannot set up children: %w", err)
 	}
 	return s, nil
 }
@@ -132,10 +147,18 @@ func (s *Server) Start(ctx context.Context) {
 		defer s.wg.Done()
 		t := time.NewTicker(s.cfg.HealthInterval)
 		defer t.Stop()
+		dns := time.NewTicker(s.cfg.DNSInterval)
+		defer dns.Stop()
 		for {
 			select {
 			case <-s.stop:
 				return
+			case <-dns.C:
+				if s.usesDNS() {
+					if err := s.Reload(ctx); err != nil {
+						s.log.Warn("cannot refresh children", "err", err)
+					}
+				}
 			case <-t.C:
 				s.members.checkAll(ctx, s.cfg.HealthTimeout)
 				up := 0
@@ -157,6 +180,15 @@ func (s *Server) Close() {
 		close(s.stop)
 	})
 	s.wg.Wait()
+}
+
+func (s *Server) usesDNS() bool {
+	for _, c := range s.cfg.Children {
+		if strings.HasPrefix(c, dnsPrefix) {
+			return true
+		}
+	}
+	return s.cfg.ClusterFile != "" // a cluster file may hold dns+ entries too
 }
 
 func (s *Server) closing() bool { return s.stopped.Load() }

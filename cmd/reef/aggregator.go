@@ -17,7 +17,8 @@ func runAggregator(args []string) int {
 	fs := flag.NewFlagSet("reef aggregator", flag.ExitOnError)
 	listen := fs.String("listen", "127.0.0.1:7070", "address to serve HTTP on")
 	public := fs.Bool("public", false, "allow --listen on a non-loopback address")
-	leaves := fs.String("leaves", "", "comma-separated base URLs of the children (leaves or aggregators)")
+	leaves := fs.String("leaves", "", "comma-separated base URLs of the children (leaves or aggregators); dns+http://NAME:PORT stands for every address of NAME")
+	clusterFile := fs.String("cluster-file", "", "file listing more children, one URL per line (re-read on SIGHUP)")
 	timeout := fs.Duration("query-timeout", 5*time.Second, "default query deadline")
 	minCov := fs.Float64("min-coverage", 0, "default minimum coverage percent; answers below it are errors")
 	health := fs.Duration("health-interval", time.Second, "how often children are polled")
@@ -31,13 +32,14 @@ func runAggregator(args []string) int {
 	}
 	children := splitList(*leaves)
 	for i, c := range children {
-		if !strings.Contains(c, "://") {
+		if !strings.Contains(c, "://") && !strings.HasPrefix(c, "dns+") {
 			children[i] = "http://" + c
 		}
 	}
 	log := newLogger("aggregator", *listen)
 	srv, err := aggregator.New(aggregator.Config{
 		Children:       children,
+		ClusterFile:    *clusterFile,
 		QueryTimeout:   *timeout,
 		MinCoverage:    *minCov,
 		HealthInterval: *health,
@@ -51,6 +53,23 @@ func runAggregator(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				if err := srv.Reload(ctx); err != nil {
+					log.Error("reload failed; keeping the current children", "err", err)
+				} else {
+					log.Info("children reloaded")
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	t0 := time.Now()
 	srv.Start(ctx)
 	log.Info("children polled", "children", len(children), "took", time.Since(t0).Round(time.Millisecond))
