@@ -419,3 +419,23 @@ func FuzzDecodeQueryResult(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkDecodeQueryResult(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString(`{"columns":[{"name":"host","type":"string"},{"name":"count","type":"int"},{"name":"p99","type":"float"}],"rows":[`)
+	for i := range 10_000 {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(`["web-1",123456789,12.5]`)
+	}
+	sb.WriteString(`],"coverage":{"leaves_total":8,"leaves_responded":8,"percent":100}}`)
+	data := []byte(sb.String())
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeQueryResult(bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

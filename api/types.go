@@ -31,8 +31,8 @@ type RowError struct {
 // IngestResult answers POST /v1/ingest/{table}.
 type IngestResult struct {
 	Table     string     `json:"table"`
-	Accepted  int        `json:"accepted"`  // rows stored
-	Rejected  int        `json:"rejected"`  // rows refused whole
+	Accepted  int        `json:"accepted"` // rows stored
+	Rejected  int        `json:"rejected"` // rows refused whole
 	Errors    []RowError `json:"errors,omitempty"`
 	ErrorsCut bool       `json:"errors_truncated,omitempty"` // more errors than listed
 	Leaf      string     `json:"leaf,omitempty"`             // leaf that holds the rows

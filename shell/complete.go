@@ -58,7 +58,7 @@ func (s *Shell) Complete(line string, pos int) (head string, completions []strin
 	defer cancel()
 
 	trimmed := strings.TrimLeft(line, " \t")
-	if strings.HasPrefix(trimmed, `\`) && s.split.empty() {
+	if strings.HasPrefix(trimmed, `\`) && !s.split.inQuote() {
 		return s.completeCommand(ctx, before, head, word, tail)
 	}
 

@@ -275,3 +275,25 @@ func FuzzRender(f *testing.F) {
 		writeJSON(&b, res)
 	})
 }
+
+// benchResult is a 10,000-row group-by answer.
+func benchResult() *api.QueryResult {
+	res := &api.QueryResult{Columns: []api.ResultColumn{
+		{Name: "host", Type: "string"}, {Name: "count", Type: "int"}, {Name: "p99", Type: "float"},
+	}}
+	for i := range 10_000 {
+		res.Rows = append(res.Rows, []any{"web-" + strings.Repeat("x", i%7), int64(i * 977), float64(i) / 7})
+	}
+	return res
+}
+
+func BenchmarkRenderTable(b *testing.B) {
+	res := benchResult()
+	var buf bytes.Buffer
+	b.ReportAllocs()
+	for b.Loop() {
+		buf.Reset()
+		renderTable(&buf, res)
+	}
+	b.SetBytes(int64(buf.Len()))
+}

@@ -140,8 +140,12 @@ func TestInteractiveOnPTY(t *testing.T) {
 	slave.Close()
 	tm := &terminal{master: master, done: make(chan struct{})}
 	go tm.read()
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{})
+	var exitErr error
+	go func() {
+		exitErr = cmd.Wait()
+		close(exited)
+	}()
 	defer func() {
 		select {
 		case <-exited:
@@ -198,9 +202,11 @@ func TestInteractiveOnPTY(t *testing.T) {
 
 	tm.typ(t, `\q`+"\r")
 	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("shell exited with %v; terminal:\n%s", err, tm.out.String())
+	case <-exited:
+		if exitErr != nil {
+			tm.mu.Lock()
+			defer tm.mu.Unlock()
+			t.Fatalf("shell exited with %v; terminal:\n%s", exitErr, tm.out.String())
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("shell did not exit on \\q")

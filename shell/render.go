@@ -122,12 +122,13 @@ func renderTable(w *bytes.Buffer, res *api.QueryResult) {
 		return
 	}
 	cells := make([][]string, len(res.Rows))
+	flat := make([]string, len(res.Rows)*len(cols))
 	widths := make([]int, len(cols))
 	for i, c := range cols {
 		widths[i] = width(sanitize(c.name))
 	}
 	for r, row := range res.Rows {
-		cells[r] = make([]string, len(cols))
+		cells[r] = flat[r*len(cols) : (r+1)*len(cols) : (r+1)*len(cols)]
 		for i, c := range cols {
 			s := c.cell(cellAt(row, i))
 			cells[r][i] = s
@@ -140,14 +141,14 @@ func renderTable(w *bytes.Buffer, res *api.QueryResult) {
 				w.WriteString(" |")
 			}
 			w.WriteByte(' ')
-			pad := strings.Repeat(" ", widths[i]-width(v))
+			pad := widths[i] - width(v)
 			if cols[i].numeric && !cols[i].isTime {
-				w.WriteString(pad)
+				writeSpaces(w, pad)
 				w.WriteString(v)
 			} else {
 				w.WriteString(v)
 				if i < len(vals)-1 {
-					w.WriteString(pad)
+					writeSpaces(w, pad)
 				}
 			}
 		}
@@ -167,6 +168,19 @@ func renderTable(w *bytes.Buffer, res *api.QueryResult) {
 	w.WriteByte('\n')
 	for _, r := range cells {
 		writeRow(r)
+	}
+}
+
+const spaces = "                                                                "
+
+// writeSpaces writes n spaces.
+func writeSpaces(w *bytes.Buffer, n int) {
+	for n > len(spaces) {
+		w.WriteString(spaces)
+		n -= len(spaces)
+	}
+	if n > 0 {
+		w.WriteString(spaces[:n])
 	}
 }
 

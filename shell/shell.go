@@ -184,7 +184,8 @@ func (s *Shell) Loop(ctx context.Context, lr LineReader) error {
 		}
 		for _, stmt := range s.split.feed(line + "\n") {
 			if len(stmt) <= maxHistoryItem {
-				lr.AppendHistory(strings.Join(strings.Fields(stmt), " ") + ";")
+				// One line per entry; spaces inside strings stay as typed.
+				lr.AppendHistory(oneLine.Replace(stmt) + ";")
 			}
 			s.execute(ctx, stmt)
 			if ctx.Err() != nil {
@@ -193,6 +194,9 @@ func (s *Shell) Loop(ctx context.Context, lr LineReader) error {
 		}
 	}
 }
+
+// oneLine joins the lines of a statement for the history.
+var oneLine = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ")
 
 // RunScript runs the statements and commands read from r, as from a file.
 func (s *Shell) RunScript(ctx context.Context, r io.Reader) error {

@@ -116,6 +116,7 @@ Time range 2023-11-14 22:13:20 … 2023-11-15 22:13:19 UTC
  tags        | set
  status      | string
 `
+	want += "\n" // at the end of the session
 	if got := ts.stdout.String(); got != want {
 		t.Errorf("\\d events printed\n%s\nwant\n%s", got, want)
 	}
@@ -140,6 +141,7 @@ func TestTablesCommand(t *testing.T) {
  logs   |        12 | 4 KiB  |       3 | 2023-11-14 22:13:20 | 2023-11-14 22:15:00
 2 tables
 `
+	want += "\n" // at the end of the session
 	if got := ts.stdout.String(); got != want {
 		t.Errorf("\\tables printed\n%s\nwant\n%s", got, want)
 	}
