@@ -121,3 +121,27 @@ func (c *child) lastError() string {
 	}
 	return c.lastErr
 }
+
+// noteIngest adds acknowledged rows to the child's last stats, so that coverage
+// estimates for the child are current between health checks. A table the stats
+// do not know yet gets an unknown time range (MinTime > MaxTime), which estimates
+// count whole.
+func (c *child) noteIngest(table string, rows int) {
+	if rows <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tables := make(map[string]api.TableStats, len(c.stats.Tables)+1)
+	for k, v := range c.stats.Tables {
+		tables[k] = v
+	}
+	ts, ok := tables[table]
+	if !ok {
+		ts = api.TableStats{Name: table, MinTime: 1, MaxTime: 0}
+	}
+	ts.Rows += int64(rows)
+	tables[table] = ts
+	c.stats.Tables = tables
+	c.stats.Rows += int64(rows)
+}

@@ -220,19 +220,23 @@ func coverageOf(part *agg.Partial) api.Coverage {
 // validate checks the plan against the table's schema as the children last
 // reported it; an unknown table refreshes the children's stats once first.
 func (s *Server) validate(ctx context.Context, p *plan.Plan) error {
-	schema, ok := s.schema(p.Table)
-	if !ok {
+	refresh := func() {
 		cctx, cancel := context.WithTimeout(ctx, s.cfg.HealthTimeout)
 		s.members.checkAll(cctx, s.cfg.HealthTimeout)
 		cancel()
+	}
+	schema, ok := s.schema(p.Table)
+	if !ok {
+		refresh()
 		if schema, ok = s.schema(p.Table); !ok {
 			return &queryError{http.StatusNotFound, fmt.Errorf("unknown table %q", p.Table)}
 		}
+	} else if err := p.Validate(schema); err != nil {
+		// The schema may have grown since the last health check: look again once.
+		refresh()
+		schema, _ = s.schema(p.Table)
 	}
-	if err := p.Validate(schema); err != nil {
-		return err
-	}
-	return nil
+	return p.Validate(schema)
 }
 
 // schema merges the table's columns over every child's last stats. A column that
@@ -242,8 +246,8 @@ func (s *Server) schema(table string) (map[string]block.Type, bool) {
 	for _, c := range s.members.list() {
 		_, st := c.snapshot()
 		ts, ok := st.Tables[table]
-		if !ok {
-			continue
+		if !ok || len(ts.Columns) == 0 {
+			continue // unknown here, or known only from acknowledged ingest
 		}
 		if schema == nil {
 			schema = make(map[string]block.Type)
@@ -342,6 +346,9 @@ func estimateRows(st api.Stats, p *plan.Plan) int64 {
 	ts, ok := st.Tables[p.Table]
 	if !ok || ts.Rows == 0 {
 		return 0
+	}
+	if ts.MinTime > ts.MaxTime {
+		return ts.Rows // time range not reported yet
 	}
 	lo, hi := max(p.TimeMin, ts.MinTime), min(p.TimeMax, ts.MaxTime)
 	if lo > hi {

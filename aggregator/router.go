@@ -244,6 +244,7 @@ func (s *Server) sendBatch(ctx context.Context, table string, body []byte, id st
 		res, err := c.client.Ingest(ctx, table, bytes.NewReader(body), "application/x-ndjson", id)
 		if err == nil {
 			s.recent.put(id, c)
+			c.noteIngest(table, res.Accepted)
 			return res, nil
 		}
 		lastErr = fmt.Errorf("%s: %w", c.url, err)
@@ -271,6 +272,9 @@ func (s *Server) sendSticky(ctx context.Context, c *child, table string, body []
 	for {
 		res, err := c.client.Ingest(ctx, table, bytes.NewReader(body), "application/x-ndjson", id)
 		if err == nil {
+			if !res.Duplicate {
+				c.noteIngest(table, res.Accepted)
+			}
 			return res, nil
 		}
 		var ae *api.Error

@@ -1,18 +1,23 @@
 package leaf
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
 
+	"github.com/valyala/fastjson"
+
 	"github.com/reef-db/reef/api"
 	"github.com/reef-db/reef/block"
 )
 
-// webEvents returns n NDJSON lines of generated web events, each about 330 bytes:
-// strings of low and high cardinality, ints, floats, a nested object and a set.
-func webEvents(n int) []byte {
+// webEvents returns n NDJSON lines of generated web events. Wide events are about
+// 330 bytes with 12 fields (13 columns): strings of low and high cardinality, ints,
+// a float, a nested object and a two-element set. Small events are about 120 bytes
+// with 6 fields.
+func webEvents(n int, wide bool) []byte {
 	rng := rand.New(rand.NewPCG(1, 2))
 	services := []string{"api", "web", "auth", "search", "billing", "media", "feed", "ads"}
 	methods := []string{"GET", "GET", "GET", "POST", "PUT", "DELETE"}
@@ -32,6 +37,12 @@ func webEvents(n int) []byte {
 		case r < 15:
 			status = 302
 		}
+		if !wide {
+			fmt.Fprintf(&b, `{"time":%d,"service":%q,"path":"/v1/items/%d","status":%d,"latency_ms":%.3f,"country":%q}`+"\n",
+				t0+int64(i/100), services[rng.IntN(len(services))], rng.IntN(1000), status, rng.ExpFloat64()*40,
+				countries[rng.IntN(len(countries))])
+			continue
+		}
 		fmt.Fprintf(&b, `{"time":%d,"service":%q,"host":"host-%03d","http":{"method":%q,"path":"/v1/items/%d","status":%d},`+
 			`"latency_ms":%.3f,"bytes":%d,"user_id":"u%07d","country":%q,"user_agent":%q,"tags":[%q,%q]}`+"\n",
 			t0+int64(i/100), services[rng.IntN(len(services))], rng.IntN(200), methods[rng.IntN(len(methods))],
@@ -45,24 +56,62 @@ func webEvents(n int) []byte {
 // BenchmarkIngestNDJSON measures the decode-and-append path of ingest: one op stores
 // one full block (block.MaxRows lines) into a fresh table and seals it.
 func BenchmarkIngestNDJSON(b *testing.B) {
-	body := webEvents(block.MaxRows)
-	cfg, _ := testConfig().withDefaults()
-	m := newMetrics()
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		st := newStore(&cfg, heapStore{}, m)
-		var res api.IngestResult
-		d := newDecoder(&cfg)
-		d.reset(&res, testNow)
-		if err := d.ingest(st, "web", body); err != nil {
-			b.Fatal(err)
-		}
-		if res.Accepted != block.MaxRows || len(res.Errors) != 0 {
-			b.Fatalf("accepted %d, errors %+v", res.Accepted, res.Errors)
-		}
-		st.close()
+	for _, shape := range []struct {
+		name string
+		wide bool
+	}{{"small", false}, {"wide", true}} {
+		b.Run(shape.name, func(b *testing.B) {
+			body := webEvents(block.MaxRows, shape.wide)
+			cfg, _ := testConfig().withDefaults()
+			m := newMetrics()
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				st := newStore(&cfg, heapStore{}, m)
+				var res api.IngestResult
+				d := newDecoder(&cfg)
+				d.reset(&res, testNow)
+				if err := d.ingest(st, "web", body); err != nil {
+					b.Fatal(err)
+				}
+				if res.Accepted != block.MaxRows || len(res.Errors) != 0 {
+					b.Fatalf("accepted %d, errors %+v", res.Accepted, res.Errors)
+				}
+				st.close()
+			}
+			b.ReportMetric(float64(block.MaxRows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
 	}
-	b.ReportMetric(float64(block.MaxRows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkFastjsonBaseline parses the same lines with fastjson and does nothing
+// else: the ceiling for BenchmarkIngestNDJSON on the machine at hand.
+func BenchmarkFastjsonBaseline(b *testing.B) {
+	for _, shape := range []struct {
+		name string
+		wide bool
+	}{{"small", false}, {"wide", true}} {
+		b.Run(shape.name, func(b *testing.B) {
+			body := webEvents(block.MaxRows, shape.wide)
+			var p fastjson.Parser
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				rest := body
+				for len(rest) > 0 {
+					i := bytes.IndexByte(rest, '\n')
+					v, err := p.ParseBytes(rest[:i])
+					if err != nil {
+						b.Fatal(err)
+					}
+					o, _ := v.Object()
+					o.Visit(func([]byte, *fastjson.Value) {})
+					rest = rest[i+1:]
+				}
+			}
+			b.ReportMetric(float64(block.MaxRows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
 }

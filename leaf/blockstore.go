@@ -3,6 +3,9 @@ package leaf
 import (
 	"sync/atomic"
 
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+
 	"github.com/reef-db/reef/block"
 )
 
@@ -82,4 +85,23 @@ func (s *snapshot) release() {
 		r.release()
 	}
 	s.refs, s.blocks = nil, nil
+}
+
+// warmDictionaries makes Arrow create every dictionary array's values array now.
+// (*array.Dictionary).Dictionary creates it on first use, which is a data race when
+// two queries read a fresh block at once; after this call reading a block writes
+// nothing.
+func warmDictionaries(b *block.Block) {
+	for i := range b.Columns {
+		warmArray(b.Columns[i].Arr)
+	}
+}
+
+func warmArray(a arrow.Array) {
+	switch a := a.(type) {
+	case *array.Dictionary:
+		a.Dictionary()
+	case *array.List:
+		warmArray(a.ListValues())
+	}
 }

@@ -81,15 +81,15 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, name string) int
 		claim = b
 	}
 	res := &api.IngestResult{Table: name, Leaf: s.cfg.ID, BatchID: batchID}
-	status := s.store1(w, r, name, enc, res, now)
+	status := s.storeBatch(w, r, name, enc, res, now)
 	if claim != nil {
 		s.batches.finish(batchID, claim, res, status == http.StatusOK)
 	}
 	return status
 }
 
-// store1 reads the body of one ingest request and stores its rows.
-func (s *Server) store1(w http.ResponseWriter, r *http.Request, name, enc string, res *api.IngestResult, now time.Time) int {
+// storeBatch reads the body of one ingest request and stores its rows.
+func (s *Server) storeBatch(w http.ResponseWriter, r *http.Request, name, enc string, res *api.IngestResult, now time.Time) int {
 	select {
 	case s.ingestSlots <- struct{}{}:
 		defer func() { <-s.ingestSlots }()

@@ -50,13 +50,25 @@ type decoder struct {
 	errs int       // field and row errors, including those not listed
 
 	sawTime bool // the current row's top-level object had a time field
+
+	// Rows of a batch mostly have the same fields in the same order: hints[k] is
+	// the column that the k-th value of the previous row went to, checked by name
+	// before the table's map is consulted.
+	hints     []*column
+	hintTable *table
+	nfield    int // values of the current row so far
 }
+
+// maxHints bounds decoder.hints.
+const maxHints = 1024
 
 func newDecoder(cfg *Config) *decoder { return &decoder{cfg: cfg} }
 
 // reset prepares d for a new batch whose answer goes to res.
 func (d *decoder) reset(res *api.IngestResult, now time.Time) {
 	d.res, d.now, d.line, d.errs = res, now, 0, 0
+	clear(d.hints)
+	d.hints, d.hintTable = d.hints[:0], nil
 }
 
 // ingest decodes body into the named table of st. Rows go in as they are decoded; on
@@ -120,6 +132,11 @@ func (d *decoder) row(t *table, line []byte) {
 	t.b.BeginRow()
 	d.name = d.name[:0]
 	d.sawTime = false
+	d.nfield = 0
+	if d.hintTable != t {
+		clear(d.hints)
+		d.hints, d.hintTable = d.hints[:0], t
+	}
 	d.object(t, o, 1)
 	t.b.SetInt(0, ts) // the time column is index 0 of every builder
 	t.b.EndRow()
@@ -141,15 +158,8 @@ func (d *decoder) field(t *table, key []byte, v *fastjson.Value, depth int) {
 		d.name = append(d.name, '.')
 	}
 	d.name = append(d.name, key...)
-	switch {
-	case len(key) == 0:
+	if len(key) == 0 {
 		d.rejectField("empty field name")
-		return
-	case !utf8.Valid(key):
-		d.rejectField("field name is not valid UTF-8")
-		return
-	case len(d.name) > MaxColumnNameBytes:
-		d.rejectField("field name is %d bytes long, the limit is %d", len(d.name), MaxColumnNameBytes)
 		return
 	}
 	if depth == 1 && string(key) == block.TimeColumn {
@@ -188,13 +198,33 @@ func (d *decoder) field(t *table, key []byte, v *fastjson.Value, depth int) {
 // with type typ if the table has none of that name. It returns -1 (having reported
 // the field) when the column cannot be added or already has a value in this row.
 func (d *decoder) column(t *table, typ block.Type) (int, *column) {
-	c := t.byName[string(d.name)]
-	if c == nil {
-		if len(t.cols) >= d.cfg.MaxColumns {
-			d.rejectField("table %q already has the maximum of %d columns", t.name, d.cfg.MaxColumns)
-			return -1, nil
+	k := d.nfield
+	d.nfield++
+	var c *column
+	if k < len(d.hints) && d.hints[k] != nil && d.hints[k].name == string(d.name) {
+		c = d.hints[k]
+	} else {
+		if c = t.byName[string(d.name)]; c == nil {
+			// Names in the schema are valid; a new one is checked once, here.
+			switch {
+			case !utf8.Valid(d.name):
+				d.rejectField("field name is not valid UTF-8")
+				return -1, nil
+			case len(d.name) > MaxColumnNameBytes:
+				d.rejectField("field name is %d bytes long, the limit is %d", len(d.name), MaxColumnNameBytes)
+				return -1, nil
+			case len(t.cols) >= d.cfg.MaxColumns:
+				d.rejectField("table %q already has the maximum of %d columns", t.name, d.cfg.MaxColumns)
+				return -1, nil
+			}
+			c = t.addColumn(string(d.name), typ)
 		}
-		c = t.addColumn(string(d.name), typ)
+		for len(d.hints) <= k && len(d.hints) < maxHints {
+			d.hints = append(d.hints, nil)
+		}
+		if k < len(d.hints) {
+			d.hints[k] = c
+		}
 	}
 	i := t.builderIndex(c)
 	if t.b.IsSet(i) {
@@ -379,6 +409,12 @@ var errBadNumber = errors.New("invalid JSON number")
 // parseNumber parses raw, the text of a JSON number. fastjson lets through forms JSON
 // does not have (NaN, Inf, "+1", "1-2"); they are refused here.
 func parseNumber(raw []byte) (number, error) {
+	if i, ok := smallInt(raw); ok {
+		return number{i: i}, nil
+	}
+	if f, ok := smallDecimal(raw); ok {
+		return number{f: f, isFloat: true}, nil
+	}
 	isFloat, ok := jsonNumber(raw)
 	if !ok {
 		return number{}, fmt.Errorf("%w %q", errBadNumber, raw)
@@ -396,6 +432,70 @@ func parseNumber(raw []byte) (number, error) {
 		return number{}, fmt.Errorf("number %s is out of the float64 range", raw)
 	}
 	return number{f: f, isFloat: true}, nil
+}
+
+// smallInt parses raw if it is a JSON integer of at most 18 digits (which cannot
+// overflow), the common case, faster than the general path.
+func smallInt(raw []byte) (int64, bool) {
+	digits := raw
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 || len(digits) > 18 || (digits[0] == '0' && len(digits) > 1) {
+		return 0, false
+	}
+	var v int64
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	if len(digits) < len(raw) {
+		v = -v
+	}
+	return v, true
+}
+
+// pow10 holds the powers of ten that float64 represents exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// smallDecimal parses raw if it is a JSON number of the form -?int.frac with at most
+// 15 digits in all, the common case of a float field. Both the digits as an integer
+// and the power of ten are exact float64s then, and one IEEE division rounds
+// correctly, so the result equals strconv.ParseFloat's.
+func smallDecimal(raw []byte) (float64, bool) {
+	digits := raw
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) < 3 || len(digits) > 16 || (digits[0] == '0' && digits[1] != '.') {
+		return 0, false
+	}
+	var m uint64
+	frac := -1 // digits after the point; -1 before it
+	for k, c := range digits {
+		switch {
+		case c >= '0' && c <= '9':
+			m = m*10 + uint64(c-'0')
+			if frac >= 0 {
+				frac++
+			}
+		case c == '.' && frac < 0 && k > 0:
+			frac = 0
+		default:
+			return 0, false
+		}
+	}
+	if frac <= 0 {
+		return 0, false
+	}
+	f := float64(m) / pow10[frac]
+	if len(digits) < len(raw) {
+		f = -f
+	}
+	return f, true
 }
 
 // jsonNumber checks raw against JSON's number grammar

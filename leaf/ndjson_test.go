@@ -2,6 +2,7 @@ package leaf
 
 import (
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -329,5 +330,24 @@ func TestDecodeManyColumnsAcrossBlocks(t *testing.T) {
 	}
 	if snap.blocks[0].ID == snap.blocks[1].ID {
 		t.Errorf("blocks share id %d", snap.blocks[0].ID)
+	}
+}
+
+func TestSmallDecimal(t *testing.T) {
+	for _, s := range []string{"0.5", "-0.5", "12.345", "1.0", "0.1", "0.3", "123456789.123456", "-99999999999999.9",
+		"1.7976931348623", "0.00000000000001", "3.14159265358979"} {
+		f, ok := smallDecimal([]byte(s))
+		want, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok || f != want {
+			t.Errorf("smallDecimal(%q) = %v, %v; want %v", s, f, ok, want)
+		}
+	}
+	for _, s := range []string{"1", "-1", "1.", ".5", "01.5", "1e5", "1.5e3", "1..5", "-", "", "--1.5", "1.2.3", "3.141592653589793", "12345678901234567.5"} {
+		if f, ok := smallDecimal([]byte(s)); ok {
+			t.Errorf("smallDecimal(%q) = %v, want no fast path", s, f)
+		}
 	}
 }

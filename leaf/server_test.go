@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"reflect"
 	"strings"
@@ -753,5 +754,38 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached in 10s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestServe(t *testing.T) {
+	s, err := New(testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, ln) }()
+	c := api.NewClient(ln.Addr().String())
+	defer c.HTTP.CloseIdleConnections()
+	if err := c.Ready(context.Background()); err != nil {
+		t.Fatalf("ready: %v", err)
+	}
+	res, err := c.Ingest(context.Background(), "t", strings.NewReader(`{"time":1}`), "", "id-1")
+	if err != nil || res.Accepted != 1 || res.BatchID != "id-1" || res.Leaf != "t1" {
+		t.Fatalf("ingest: %+v, %v", res, err)
+	}
+	cancel()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("Serve after cancel: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Serve did not return after its context ended")
 	}
 }

@@ -29,8 +29,14 @@ type store struct {
 	mu     sync.RWMutex
 	tables map[string]*table
 
-	retainMu sync.Mutex // one retention pass at a time
+	retainMu   sync.Mutex   // one retention pass at a time
+	idleRetain atomic.Int64 // unix nanos of the last pass that dropped nothing
 }
+
+// retainPause is how long after a retention pass that dropped nothing ingest does
+// not start another: a full leaf answers a flood of batches without rescanning every
+// table for each.
+const retainPause = 100 * time.Millisecond
 
 func newStore(cfg *Config, bs blockStore, m *metrics) *store {
 	return &store{cfg: cfg, log: cfg.Logger, blocks: bs, metrics: m, tables: make(map[string]*table)}
@@ -134,7 +140,10 @@ func (st *store) retain(now time.Time) int {
 		t.mu.Unlock()
 	}
 	if dropped > 0 {
+		st.idleRetain.Store(0)
 		st.log.Info("retention dropped blocks", "blocks", dropped, "memory_used", st.mem.Load())
+	} else {
+		st.idleRetain.Store(now.UnixNano())
 	}
 	return dropped
 }
@@ -154,7 +163,11 @@ func (st *store) reserve(need int64) bool {
 	if fits() {
 		return true
 	}
-	st.retain(time.Now())
+	now := time.Now()
+	if now.UnixNano()-st.idleRetain.Load() < int64(retainPause) {
+		return false
+	}
+	st.retain(now)
 	return fits()
 }
 

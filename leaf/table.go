@@ -148,6 +148,7 @@ func (t *table) buildOpen() *blockRef {
 		// The decoder guarantees a time value per row; this cannot happen.
 		panic(fmt.Sprintf("BUG: leaf table %q: %v", t.name, err))
 	}
+	warmDictionaries(blk)
 	t.open = t.st.newRef(blk, false)
 	t.openGen = t.gen
 	return t.open
@@ -169,6 +170,7 @@ func (t *table) seal() {
 	case kept == ref.blk:
 		ref.kept.Store(true)
 	default:
+		warmDictionaries(kept)
 		k := t.st.newRef(kept, true)
 		ref.release()
 		ref = k

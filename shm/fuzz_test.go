@@ -150,8 +150,10 @@ func FuzzOpenBlock(f *testing.F) {
 		f.Add(buf.Bytes())
 		b.Release()
 	}
+	// One file, rewritten per input: the fuzz function runs one input at a time
+	// in a process, and a directory per input would cost more than the test.
+	path := filepath.Join(f.TempDir(), FileName(1))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		path := filepath.Join(t.TempDir(), FileName(1))
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -183,18 +185,18 @@ func FuzzOpenBlock(f *testing.F) {
 }
 
 func FuzzReadManifest(f *testing.F) {
-	dir := f.TempDir()
-	if err := WriteManifest(dir, goldenManifest()); err != nil {
+	seedDir := f.TempDir()
+	if err := WriteManifest(seedDir, goldenManifest()); err != nil {
 		f.Fatal(err)
 	}
-	man, err := os.ReadFile(filepath.Join(dir, ManifestName))
+	man, err := os.ReadFile(filepath.Join(seedDir, ManifestName))
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Add(man)
 	f.Add(man[bytes.IndexByte(man, '\n')+1:])
+	dir, dir2 := f.TempDir(), f.TempDir() // reused: one input at a time per process
 	f.Fuzz(func(t *testing.T, data []byte) {
-		dir := t.TempDir()
 		check := func() {
 			m, err := ReadManifest(dir)
 			if err != nil {
@@ -204,7 +206,6 @@ func FuzzReadManifest(f *testing.F) {
 				return
 			}
 			// What was read can be written and reads back the same.
-			dir2 := t.TempDir()
 			if err := WriteManifest(dir2, m); err != nil {
 				t.Fatalf("cannot write back a manifest that was read: %v", err)
 			}

@@ -92,7 +92,7 @@ func WriteManifest(dir string, m *Manifest) error {
 	if len(body) > MaxManifestSize-maxManifestLine {
 		return fail(fmt.Errorf("manifest of %d bytes exceeds the limit %d", len(body), MaxManifestSize-maxManifestLine))
 	}
-	head := fmt.Sprintf("%s version=%d length=%d crc32c=%08x\n", manifestMagic, LayoutVersion, len(body), crc32.Checksum(body, castagnoli))
+	head := manifestLine(len(body), crc32.Checksum(body, castagnoli))
 
 	f, err := os.CreateTemp(dir, tempPrefix+ManifestName+"-*")
 	if err != nil {
@@ -178,8 +178,8 @@ func parseManifest(data []byte) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(fields[3]) != len("crc32c=")+8 {
-		return nil, fmt.Errorf("%w: header field %q: want 8 hex digits", ErrCorrupt, fields[3])
+	if line := manifestLine(int(length), uint32(crc)); line != string(data[:nl+1]) {
+		return nil, fmt.Errorf("%w: header line %q is not in canonical form %q", ErrCorrupt, data[:nl], line[:len(line)-1])
 	}
 	body := data[nl+1:]
 	if uint64(len(body)) != length {
@@ -204,6 +204,12 @@ func parseManifest(data []byte) (*Manifest, error) {
 		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	return m, nil
+}
+
+// manifestLine is the header line (with its newline) of a JSON part of length
+// bytes with checksum crc.
+func manifestLine(length int, crc uint32) string {
+	return fmt.Sprintf("%s version=%d length=%d crc32c=%08x\n", manifestMagic, LayoutVersion, length, crc)
 }
 
 func manifestField(f, key string, base, bits int) (uint64, error) {

@@ -143,11 +143,11 @@ func checkOffsets(b []byte, n, end int) error {
 	}
 	// Each step's difference, widened so it cannot overflow, is ORed into neg:
 	// its sign bit ends up set if any step went down.
+	next := o[1:]
+	prev := o[:len(next)]
 	var neg int64
-	prev := int64(0)
-	for _, v := range o[1:] {
-		neg |= int64(v) - prev
-		prev = int64(v)
+	for i := range next {
+		neg |= int64(next[i]) - int64(prev[i])
 	}
 	if neg < 0 {
 		for i := 1; i < len(o); i++ {
@@ -156,8 +156,8 @@ func checkOffsets(b []byte, n, end int) error {
 			}
 		}
 	}
-	if prev != int64(end) {
-		return fmt.Errorf("last offset is %d, want %d (the data length)", prev, end)
+	if last := o[n]; int64(last) != int64(end) {
+		return fmt.Errorf("last offset is %d, want %d (the data length)", last, end)
 	}
 	return nil
 }

@@ -136,8 +136,8 @@ func ReadCompressed(path string) (*block.Block, error) {
 	if _, err := io.ReadFull(r, data[fixedHeaderLen:]); err != nil {
 		return fail(fmt.Errorf("%w: cannot read %d bytes the header promises: %w", ErrCorrupt, flen, err))
 	}
-	if n, _ := r.Read(fixed[:1]); n != 0 {
-		return fail(fmt.Errorf("%w: data after the %d bytes the header promises", ErrCorrupt, flen))
+	if _, err := io.ReadFull(r, fixed[:1]); err != io.EOF {
+		return fail(fmt.Errorf("%w: data after the %d bytes the header promises (%v)", ErrCorrupt, flen, err))
 	}
 	b, err := decodeVerified(data)
 	if err != nil {

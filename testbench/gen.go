@@ -28,6 +28,9 @@ const (
 	MaxLatencyMS = 60000.0
 )
 
+// SlowService answers three times slower than the others: something to find.
+const SlowService = "svc-07"
+
 // Zipf parameters (see math/rand/v2.NewZipf: P(k) ∝ (v+k)^-s).
 const (
 	serviceZipfS  = 1.1
@@ -48,7 +51,7 @@ const pcgStream = 0x7265_6566_6765_6e31 // "reefgen1"
 // tables: an Event costs no allocation and may be copied freely.
 type Event struct {
 	Time      int64   // unix seconds
-	Service   string  // svc-00 … svc-19, Zipf-skewed: svc-00 is the busiest
+	Service   string  // svc-00 … svc-19, Zipf-skewed: svc-00 is the busiest, SlowService the slowest
 	Host      string  // host-0000 … host-1999; each service runs on its own 100 hosts
 	Endpoint  string  // one of NumEndpoints paths like /api/v1/users/{id}, Zipf-skewed
 	Status    int64   // 200 (90%), 404 (7%), 500 (3%)
@@ -185,9 +188,9 @@ func (g *Generator) Next(e *Event) bool {
 		status = 500
 	}
 
-	// Latency: log-normal around the endpoint's median; errors are fast (404) or slow
-	// (500: timeouts, retries).
-	median := endpointMedianMS[ep]
+	// Latency: log-normal around the endpoint's median times the service's factor;
+	// errors are fast (404) or slow (500: timeouts, retries).
+	median := endpointMedianMS[ep] * serviceLatency[svc]
 	switch status {
 	case 404:
 		median *= 0.3
@@ -279,11 +282,17 @@ var (
 	hostNames        [NumHosts]string
 	endpointNames    [NumEndpoints]string
 	endpointMedianMS [NumEndpoints]float64
+	serviceLatency   [NumServices]float64 // latency factor per service
 )
 
 func init() {
 	for i := range serviceNames {
 		serviceNames[i] = fmt.Sprintf("svc-%02d", i)
+		// ×0.6 … ×1.4, in no order related to the services' ranks.
+		serviceLatency[i] = 0.6 + 0.1*float64(i*7%9)
+		if serviceNames[i] == SlowService {
+			serviceLatency[i] = 3
+		}
 	}
 	for i := range hostNames {
 		hostNames[i] = fmt.Sprintf("host-%04d", i)

@@ -98,6 +98,7 @@ func TestGeneratorDistribution(t *testing.T) {
 	endpoints := map[string]int{}
 	statuses := map[int64]int{}
 	var lat []float64
+	svcLat := map[string][]float64{}
 	prev := int64(math.MinInt64)
 	var firstTime, lastTime int64
 	n := 0
@@ -130,6 +131,7 @@ func TestGeneratorDistribution(t *testing.T) {
 		endpoints[e.Endpoint]++
 		statuses[e.Status]++
 		lat = append(lat, e.LatencyMS)
+		svcLat[e.Service] = append(svcLat[e.Service], e.LatencyMS)
 		n++
 	}
 	if n != rows {
@@ -183,6 +185,20 @@ func TestGeneratorDistribution(t *testing.T) {
 	}
 	if len(statuses) != 3 {
 		t.Errorf("statuses %v, want only 200, 404, 500", statuses)
+	}
+
+	// SlowService stands out: its median latency is well above every other's.
+	var slow, nextSlowest float64
+	for name, l := range svcLat {
+		slices.Sort(l)
+		if med := l[len(l)/2]; name == SlowService {
+			slow = med
+		} else {
+			nextSlowest = max(nextSlowest, med)
+		}
+	}
+	if slow < 1.8*nextSlowest {
+		t.Errorf("median latency of %s %.2f, of the next slowest service %.2f: want it to stand out", SlowService, slow, nextSlowest)
 	}
 
 	slices.Sort(lat)

@@ -114,11 +114,7 @@ func appendJSONString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	// Fast path: printable ASCII without '"' or '\\' is copied as it is.
 	i := 0
-	for i < len(s) {
-		c := s[i]
-		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' {
-			break
-		}
+	for i < len(s) && plainASCII[s[i]] {
 		i++
 	}
 	if i == len(s) {
@@ -128,7 +124,7 @@ func appendJSONString(dst []byte, s string) []byte {
 	dst = append(dst, s[:i]...)
 	for i < len(s) {
 		c := s[i]
-		if c >= 0x20 && c < utf8.RuneSelf && c != '"' && c != '\\' {
+		if plainASCII[c] {
 			dst = append(dst, c)
 			i++
 			continue
@@ -160,3 +156,12 @@ func appendJSONString(dst []byte, s string) []byte {
 	}
 	return append(dst, '"')
 }
+
+// plainASCII marks the bytes a JSON string holds as they are: printable ASCII other
+// than '"' and '\\'.
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()

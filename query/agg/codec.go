@@ -47,7 +47,8 @@ import (
 //	  7 count_distinct the HyperLogLog's own binary form (MarshalBinary, version 2,
 //	                   precision 14)
 //
-// The percentile sketch's index mapping (logarithmic, relative accuracy 1%) and the
+// The percentile sketch's index mapping (cubically interpolated logarithmic,
+// relative accuracy 1%) and the
 // distinct-count hashes (hash.go) are fixed by the version: a change to either needs a
 // new version number.
 //

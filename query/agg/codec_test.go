@@ -139,41 +139,56 @@ func uv(vals ...uint64) []byte {
 func TestDecodeBodyErrors(t *testing.T) {
 	cov := uv(1, 1, 0, 0, 0)
 	cases := map[string][]byte{
-		"bad magic":         append([]byte("XXXX"), body(cov, uv(0, 0, 0))[4:]...),
-		"bad version":       append(append([]byte(Magic), 9, 0), append(cov, uv(0, 0, 0)...)...),
-		"unknown flag":      append(append([]byte(Magic), Version, 0x80), append(cov, uv(0, 0, 0)...)...),
-		"huge group count":  body(cov, uv(1<<62)),
-		"huge key length":   body(cov, uv(1, 1<<40)),
-		"huge state count":  body(cov, uv(1, 0, 1<<40)),
-		"unknown state tag": body(cov, uv(1, 0, 1), []byte{99, 0}, uv(0, 0)),
-		"state overrun":     body(cov, uv(1, 0, 1), []byte{byte(TagCount), 5, 2}, uv(0, 0)),
-		"state leftover":    body(cov, uv(1, 0, 1), []byte{byte(TagCount), 2, 2, 0}, uv(0, 0)),
-		"unknown value tag": body(cov, uv(1, 1), []byte{42}, uv(0, 0, 0)),
-		"huge string":       body(cov, uv(0, 1), uv(1<<50)),
-		"huge rows":         body(cov, uv(0, 0, 1<<60)),
-		"trailing bytes":    body(cov, uv(0, 0, 0), []byte{0}),
-		"leaf count range":  body(uv(1<<40, 1, 0, 0, 0), uv(0, 0, 0)),
-		"negative rows":     body(uv(1, 1, 1<<63, 0, 0), uv(0, 0, 0)),
-		"bad quantile": body(cov, uv(1, 0, 1), []byte{byte(TagPercentile), 17},
-			f64(2), f64(0), uv(0)),
-		"bin index out of range": body(cov, uv(1, 0, 1), []byte{byte(TagPercentile), 26},
-			f64(0.5), f64(0), uv(1), binary.AppendVarint(nil, 1<<40)[:6], f64(1)[:2], uv(0)),
-		"bins not increasing": body(cov, uv(1, 0, 1), []byte{byte(TagPercentile), 38},
-			f64(0.5), f64(0), uv(2), []byte{2}, f64(1), []byte{0}, f64(1), uv(0)),
-		"negative bin count": body(cov, uv(1, 0, 1), []byte{byte(TagPercentile), 28},
-			f64(0.5), f64(0), uv(1), []byte{2}, f64(-1), uv(0)),
-		"hll precision": body(cov, uv(1, 0, 1), []byte{byte(TagDistinct), 8}, []byte{2, 16, 0, 1, 0, 0, 0, 0}, uv(0, 0)),
+		"bad magic":              append([]byte("XXXX"), body(cov, uv(0, 0, 0))[4:]...),
+		"bad version":            append(append([]byte(Magic), 9, 0), append(cov, uv(0, 0, 0)...)...),
+		"unknown flag":           append(append([]byte(Magic), Version, 0x80), append(cov, uv(0, 0, 0)...)...),
+		"huge group count":       body(cov, uv(1<<62)),
+		"huge key length":        body(cov, uv(1, 1<<40)),
+		"huge state count":       body(cov, uv(1, 0, 1<<40)),
+		"unknown state tag":      body(cov, uv(1, 0, 1), []byte{99, 0}, uv(0, 0)),
+		"state overrun":          body(cov, uv(1, 0, 1), []byte{byte(TagCount), 5, 2}, uv(0, 0)),
+		"state leftover":         body(cov, uv(1, 0, 1), []byte{byte(TagCount), 2, 2, 0}, uv(0, 0)),
+		"unknown value tag":      body(cov, uv(1, 1), []byte{42}, uv(0, 0, 0)),
+		"huge string":            body(cov, uv(0, 1), uv(1<<50)),
+		"huge rows":              body(cov, uv(0, 0, 1<<60)),
+		"trailing bytes":         body(cov, uv(0, 0, 0), []byte{0}),
+		"leaf count range":       body(uv(1<<40, 1, 0, 0, 0), uv(0, 0, 0)),
+		"negative rows":          body(uv(1, 1, 1<<63, 0, 0), uv(0, 0, 0)),
+		"bad quantile":           body(cov, uv(1, 0, 1), state(TagPercentile, f64(2), f64(0), uv(0), uv(0)), uv(0, 0)),
+		"bad zero count":         body(cov, uv(1, 0, 1), state(TagPercentile, f64(0.5), f64(-1), uv(0), uv(0)), uv(0, 0)),
+		"bin index out of range": body(cov, uv(1, 0, 1), state(TagPercentile, f64(0.5), f64(0), uv(1), vi(1<<40), f64(1), uv(0)), uv(0, 0)),
+		"bins not increasing":    body(cov, uv(1, 0, 1), state(TagPercentile, f64(0.5), f64(0), uv(2), vi(2), f64(1), vi(0), f64(1), uv(0)), uv(0, 0)),
+		"negative bin count":     body(cov, uv(1, 0, 1), state(TagPercentile, f64(0.5), f64(0), uv(1), vi(2), f64(-1), uv(0)), uv(0, 0)),
+		"bad sum flags":          body(cov, uv(1, 0, 1), state(TagSum, []byte{4}, vi(0), f64(0)), uv(0, 0)),
+		"hll precision":          body(cov, uv(1, 0, 1), []byte{byte(TagDistinct), 8}, []byte{2, 16, 0, 1, 0, 0, 0, 0}, uv(0, 0)),
 	}
 	for name, b := range cases {
 		if _, err := decodeBody(b); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: err = %v, want ErrCorrupt", name, err)
 		}
 	}
-	// The well-formed minimal body decodes.
-	if _, err := decodeBody(body(cov, uv(0, 0, 0))); err != nil {
-		t.Errorf("minimal body: %v", err)
+	// Well-formed bodies built the same way decode.
+	for name, b := range map[string][]byte{
+		"minimal":    body(cov, uv(0, 0, 0)),
+		"percentile": body(cov, uv(1, 0, 1), state(TagPercentile, f64(0.5), f64(1), uv(2), vi(2), f64(1), vi(3), f64(1), uv(0)), uv(0, 0)),
+		"sum":        body(cov, uv(1, 0, 1), state(TagSum, []byte{3}, vi(-4), f64(0.5)), uv(0, 0)),
+	} {
+		if _, err := decodeBody(b); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }
+
+// state encodes a state record around payload.
+func state(tag Tag, payload ...[]byte) []byte {
+	var p []byte
+	for _, x := range payload {
+		p = append(p, x...)
+	}
+	return append(append([]byte{byte(tag)}, uv(uint64(len(p)))...), p...)
+}
+
+func vi(v int64) []byte { return binary.AppendVarint(nil, v) }
 
 func f64(f float64) []byte { return binary.LittleEndian.AppendUint64(nil, math.Float64bits(f)) }
 

@@ -16,10 +16,11 @@
 //
 // # Accuracy
 //
-// Percentiles come from a DDSketch (github.com/DataDog/sketches-go) with a
-// logarithmic index mapping of relative accuracy 1%: the value returned for quantile
-// q is within 1% of the value at rank floor(q*(n-1)) of the sorted (weighted) input.
-// NaN and values whose magnitude exceeds about 1.8e308 are not tracked. Distinct
+// Percentiles come from a DDSketch (github.com/DataDog/sketches-go) with its
+// cubically interpolated logarithmic index mapping of relative accuracy 1%: the
+// value returned for quantile q is within 1% of the value at rank q*(n-1) of the
+// sorted (weighted) input (rounded down among positive values, up among negative
+// ones). NaN and values whose magnitude exceeds about 1.8e308 are not tracked. Distinct
 // counts come from a HyperLogLog (github.com/axiomhq/hyperloglog) of precision 14:
 // exact-ish for small sets (sparse mode), about 0.8% standard error for large ones.
 //

@@ -49,18 +49,20 @@ const (
 // SketchRelativeAccuracy is the relative accuracy of percentile sketches.
 const SketchRelativeAccuracy = 0.01
 
-// SketchMapping is the index mapping every percentile sketch uses. It is fixed: the
-// codec does not carry it, so leaves and aggregators must agree on it (it is part of
-// the codec version).
-var SketchMapping = mustLogMapping(SketchRelativeAccuracy)
+// SketchMapping is the index mapping every percentile sketch uses: DDSketch's
+// cubically interpolated approximation of a logarithmic mapping, which keeps the
+// relative accuracy guarantee while computing an index without a logarithm (about
+// 4× faster). It is fixed: the codec does not carry it, so leaves and aggregators must
+// agree on it (it is part of the codec version).
+var SketchMapping = mustMapping(SketchRelativeAccuracy)
 
 // sketchMinIndex and sketchMaxIndex bound the bin indexes SketchMapping can produce,
 // for validating decoded sketches.
 var sketchMinIndex, sketchMaxIndex = SketchMapping.Index(SketchMapping.MinIndexableValue()) - 1,
 	SketchMapping.Index(SketchMapping.MaxIndexableValue()) + 1
 
-func mustLogMapping(acc float64) *mapping.LogarithmicMapping {
-	m, err := mapping.NewLogarithmicMapping(acc)
+func mustMapping(acc float64) *mapping.CubicallyInterpolatedMapping {
+	m, err := mapping.NewCubicallyInterpolatedMapping(acc)
 	if err != nil {
 		panic("BUG: cannot build sketch mapping: " + err.Error())
 	}

@@ -24,8 +24,8 @@ type acc struct {
 	iv   []int64   // min/max of ints
 	fv   []float64 // min/max of floats
 	sv   []string  // min/max of strings (pointing into blocks until partial())
-	pos  []*store.DenseStore
-	neg  []*store.DenseStore
+	pos  []hist // percentile: bins of positive values
+	neg  []hist // percentile: bins of negative values, by magnitude
 	zero []float64
 	hll  []*hyperloglog.Sketch
 
@@ -59,8 +59,8 @@ func (a *acc) grow() {
 		a.fv = append(a.fv, 0)
 		a.sv = append(a.sv, "")
 	case plan.AggPercentile:
-		a.pos = append(a.pos, nil)
-		a.neg = append(a.neg, nil)
+		a.pos = append(a.pos, hist{})
+		a.neg = append(a.neg, hist{})
 		a.zero = append(a.zero, 0)
 	case plan.AggCountDistinct:
 		a.hll = append(a.hll, nil)
@@ -99,14 +99,7 @@ func (a *acc) state(gid int) agg.State {
 		}
 		return st
 	case plan.AggPercentile:
-		pos, neg := a.pos[gid], a.neg[gid]
-		if pos == nil {
-			pos = store.NewDenseStore()
-		}
-		if neg == nil {
-			neg = store.NewDenseStore()
-		}
-		sk := ddsketch.NewDDSketch(agg.SketchMapping, pos, neg)
+		sk := ddsketch.NewDDSketch(agg.SketchMapping, a.pos[gid].store(), a.neg[gid].store())
 		if z := a.zero[gid]; z > 0 {
 			_ = sk.AddWithCount(0, z)
 		}
@@ -122,8 +115,13 @@ func (a *acc) state(gid int) agg.State {
 }
 
 // update folds the selected rows (rows, with their gids) of the current block into
-// the accumulators. wts holds each row's weight, or is nil when every weight is 1.
-func (a *acc) update(vs *views, rows, gids []uint32, wts []int64) error {
+// the accumulators. rows nil means every row (ident is 0, 1, 2, … for them). wts
+// holds each row's weight, or is nil when every weight is 1.
+func (a *acc) update(vs *views, rows, ident, gids []uint32, wts []int64) error {
+	all := rows == nil
+	if all {
+		rows = ident[:len(gids)]
+	}
 	if a.spec.fn == plan.AggCount && a.spec.col == "" {
 		countRows(a.n, rows, gids, wts, nil)
 		return nil
@@ -133,6 +131,10 @@ func (a *acc) update(vs *views, rows, gids []uint32, wts []int64) error {
 		return err
 	}
 	if v.allNull() {
+		return nil
+	}
+	if all && a.spec.fn == plan.AggAvg && v.kind == viewFloat && v.valid == nil && wts == nil {
+		avgAllFloats(a, v.f64, gids)
 		return nil
 	}
 	switch a.spec.fn {
@@ -281,6 +283,16 @@ func avgInts[T intRaw](a *acc, raw []T, base int64, valid []byte, rows, gids []u
 			sum[g] += x
 			n[g]++
 		}
+	}
+}
+
+// avgAllFloats is avgFloats over every row, without NULLs or weights.
+func avgAllFloats(a *acc, vals []float64, gids []uint32) {
+	n, sum := a.n, a.fsum
+	vals = vals[:len(gids)]
+	for i, g := range gids {
+		sum[g] += vals[i]
+		n[g]++
 	}
 }
 
@@ -436,29 +448,19 @@ var (
 )
 
 // addSketch adds x with weight w to group g's sketch, as DDSketch.AddWithCount
-// would, but through concrete types (no interface call per value).
+// would, but into the worker's own bins (no interface call per value).
 func (a *acc) addSketch(g uint32, x, w float64) {
 	switch {
 	case x > sketchMinValue:
 		if x > sketchMaxValue {
 			return
 		}
-		s := a.pos[g]
-		if s == nil {
-			s = store.NewDenseStore()
-			a.pos[g] = s
-		}
-		s.AddWithCount(agg.SketchMapping.Index(x), w)
+		a.pos[g].add(agg.SketchMapping.Index(x), w)
 	case x < -sketchMinValue:
 		if x < -sketchMaxValue {
 			return
 		}
-		s := a.neg[g]
-		if s == nil {
-			s = store.NewDenseStore()
-			a.neg[g] = s
-		}
-		s.AddWithCount(agg.SketchMapping.Index(-x), w)
+		a.neg[g].add(agg.SketchMapping.Index(-x), w)
 	case x == x:
 		a.zero[g] += w
 	}
@@ -560,4 +562,67 @@ func weights(v *colView, wts []int64) []int64 {
 		}
 	}
 	return wts
+}
+
+// hist counts values per sketch bin index over a contiguous range that grows by
+// doubling. It becomes a DDSketch store once, when the worker hands over its
+// groups.
+type hist struct {
+	off  int // index of bins[0]
+	bins []float64
+}
+
+func (h *hist) add(index int, w float64) {
+	j := index - h.off
+	if uint(j) >= uint(len(h.bins)) {
+		j = h.grow(index)
+	}
+	h.bins[j] += w
+}
+
+// grow extends the range to include index and returns its position.
+func (h *hist) grow(index int) int {
+	if len(h.bins) == 0 {
+		h.bins = make([]float64, 128)
+		h.off = index - 64
+		return 64
+	}
+	lo, hi := min(h.off, index), max(h.off+len(h.bins)-1, index)
+	n := max(2*len(h.bins), hi-lo+1)
+	// Leave room on the side that grew.
+	if index < h.off {
+		lo = hi - n + 1
+	}
+	bins := make([]float64, n)
+	copy(bins[h.off-lo:], h.bins)
+	h.bins, h.off = bins, lo
+	return index - lo
+}
+
+// store returns the counts as a DDSketch dense store, allocated once at its final
+// size (adding the extreme bins first).
+func (h *hist) store() *store.DenseStore {
+	s := store.NewDenseStore()
+	first, last := -1, -1
+	for j, c := range h.bins {
+		if c > 0 {
+			if first < 0 {
+				first = j
+			}
+			last = j
+		}
+	}
+	if first < 0 {
+		return s
+	}
+	s.AddWithCount(h.off+last, h.bins[last])
+	if first != last {
+		s.AddWithCount(h.off+first, h.bins[first])
+	}
+	for j := first + 1; j < last; j++ {
+		if c := h.bins[j]; c > 0 {
+			s.AddWithCount(h.off+j, c)
+		}
+	}
+	return s
 }

@@ -98,6 +98,16 @@ func (e *evaluator) eval(n *node, dst []byte, depth int) (result, error) {
 		}
 		return out, nil
 	}
+	// Decide from the block's metadata when possible, without reading values.
+	if verdict, ok := prejudge(n, e.vs.blk.Column(n.col), e.vs.blk.Rows); ok {
+		if verdict == rNone {
+			return rNone, nil
+		}
+		if c := e.vs.blk.Column(n.col); c == nil || c.Arr == nil || c.Stats.Nulls == 0 {
+			return rAll, nil
+		}
+		// Every non-null row: the validity bitmap is needed.
+	}
 	v, err := e.vs.get(n.col)
 	if err != nil {
 		return rNone, err
@@ -132,6 +142,108 @@ func (e *evaluator) eval(n *node, dst []byte, depth int) (result, error) {
 		andInto(dst, v.valid)
 	}
 	return r, nil
+}
+
+// prejudge decides a leaf predicate for a whole block from the column's metadata
+// (type, statistics, null count): rNone, or rAll meaning every non-null row (every
+// row for IS NULL). ok is false when the values must be read.
+func prejudge(n *node, c *block.Column, rows int) (verdict result, ok bool) {
+	if c == nil || c.Arr == nil || c.Stats.Nulls >= rows {
+		if n.kind == nIsNull && !n.neg {
+			return rAll, true
+		}
+		return rNone, true
+	}
+	st := c.Stats
+	switch n.kind {
+	case nIsNull:
+		if st.Nulls == 0 {
+			if n.neg {
+				return rAll, true
+			}
+			return rNone, true
+		}
+	case nCmp:
+		switch c.Type {
+		case block.TypeInt:
+			lo, hi, inside, ok := intInterval(n.op, n.lit)
+			if !ok {
+				return rNone, true
+			}
+			return intVerdict(st, lo, hi, inside)
+		case block.TypeFloat:
+			f, ok := n.lit.AsFloat()
+			if !ok {
+				return rNone, true
+			}
+			if st.HasMinMax && !math.IsNaN(st.MinF) && !math.IsNaN(st.MaxF) {
+				return prune(n.op, f, st.MinF, st.MaxF)
+			}
+		case block.TypeString:
+			if n.lit.Kind != plan.KindString {
+				return rNone, true
+			}
+			if st.HasMinMax {
+				return prune(n.op, n.lit.S, st.MinS, st.MaxS)
+			}
+		default:
+			return rNone, true
+		}
+	case nIntRange:
+		if c.Type != block.TypeInt {
+			return rNone, true
+		}
+		return intVerdict(st, n.lo, n.hi, true)
+	case nIn:
+		switch c.Type {
+		case block.TypeInt:
+			if n.neg && len(n.strs) > 0 {
+				return rNone, true
+			}
+			if st.HasMinMax {
+				i, _ := slices.BinarySearch(n.ints, st.MinI)
+				if i == len(n.ints) || n.ints[i] > st.MaxI { // no literal in [min, max]
+					if n.neg {
+						return rAll, true
+					}
+					return rNone, true
+				}
+			}
+		case block.TypeSet:
+			return rNone, true
+		}
+	case nMatch:
+		if c.Type != block.TypeString {
+			return rNone, true
+		}
+	case nHas:
+		if c.Type != block.TypeSet {
+			return rNone, true
+		}
+	}
+	return rNone, false
+}
+
+// intVerdict decides "x inside (or outside) [lo, hi]" from an int column's
+// statistics, when it can.
+func intVerdict(st block.ColumnStats, lo, hi int64, inside bool) (result, bool) {
+	if !st.HasMinMax {
+		return rNone, false
+	}
+	ilo, ihi := max(lo, st.MinI), min(hi, st.MaxI)
+	switch {
+	case ilo > ihi: // no value of the block is in [lo, hi]
+		if inside {
+			return rNone, true
+		}
+		return rAll, true
+	case ilo == st.MinI && ihi == st.MaxI: // every value is
+		if inside {
+			return rAll, true
+		}
+		return rNone, true
+	}
+	return rNone, false
 }
 
 // allValid is the result "every non-null row".

@@ -361,10 +361,18 @@ type grouper struct {
 
 // assign returns the gid of each selected row. New groups are added to gs; onNew is
 // called for each so that accumulators can grow.
-func (gr *grouper) assign(gb []plan.GroupKey, vs *views, rows []uint32, gs *groups, onNew func()) ([]uint32, error) {
+//
+// rows nil means every row; ident must then hold 0, 1, 2, … for every row.
+func (gr *grouper) assign(gb []plan.GroupKey, vs *views, rows, ident []uint32, gs *groups, onNew func()) ([]uint32, error) {
 	if len(gr.keys) < len(gb) {
 		gr.keys = make([]keyCol, len(gb))
 		gr.key = make([]plan.Value, len(gb))
+	}
+	if gids, ok, err := gr.assignSingle(gb, vs, rows, gs, onNew); ok || err != nil {
+		return gids, err
+	}
+	if rows == nil {
+		rows = ident
 	}
 	card := uint64(1)
 	for j, gk := range gb {
@@ -421,6 +429,96 @@ func (gr *grouper) assign(gb []plan.GroupKey, vs *views, rows []uint32, gs *grou
 	}
 	gr.dirty = gr.dirty[:0]
 	return gids, nil
+}
+
+// assignSingle is the fast path for one key over a dictionary string or a narrow
+// int column without NULLs: the code (or raw value) indexes the block's table of
+// gids directly, in one pass. rows nil means every row. ok is false when the key
+// does not qualify.
+func (gr *grouper) assignSingle(gb []plan.GroupKey, vs *views, rows []uint32, gs *groups, onNew func()) (gids []uint32, ok bool, err error) {
+	if len(gb) != 1 || gb[0].Bucket != 0 {
+		return nil, false, nil
+	}
+	v, err := vs.get(gb[0].Column)
+	if err != nil || v.valid != nil || v.nulls > 0 {
+		return nil, false, err
+	}
+	k := &gr.keys[0]
+	k.vals = k.vals[:0]
+	var size uint64
+	switch {
+	case v.kind == viewDict && v.c8 != nil:
+		size = 1 << 8
+	case v.kind == viewDict && v.c16 != nil:
+		size = 1 << 16
+	case v.kind == viewInt && v.u8 != nil:
+		size = 1 << 8
+	case v.kind == viewInt && v.u16 != nil:
+		size = 1 << 16
+	default:
+		return nil, false, nil
+	}
+	if v.kind == viewDict {
+		k.kind, k.dict = kDict, v.dict
+		k.nullID, k.card = uint32(v.dictLen()), uint64(v.dictLen())+1
+	} else {
+		k.kind, k.base = kRaw, v.base
+		k.nullID, k.card = uint32(size), size+1
+	}
+	if len(gr.lut) < 1<<16 {
+		gr.lut = make([]uint32, 1<<16)
+	}
+	n := len(rows)
+	if rows == nil {
+		n = v.n
+	}
+	gr.gids = growU32(gr.gids, n)
+	lut := (*[1 << 16]uint32)(gr.lut)
+	switch {
+	case v.c8 != nil:
+		fusedGids(gr, lut, v.c8, rows, gb, gs, onNew)
+	case v.u8 != nil:
+		fusedGids(gr, lut, v.u8, rows, gb, gs, onNew)
+	case v.c16 != nil:
+		fusedGids(gr, lut, v.c16, rows, gb, gs, onNew)
+	default:
+		fusedGids(gr, lut, v.u16, rows, gb, gs, onNew)
+	}
+	for _, c := range gr.dirty {
+		gr.lut[c] = 0
+	}
+	gr.dirty = gr.dirty[:0]
+	return gr.gids, true, nil
+}
+
+// fusedGids sets gr.gids from codes through lut (code → gid+1, 0: not resolved
+// yet), which covers every 16-bit code, so there are no bounds checks.
+func fusedGids[T uint8 | uint16](gr *grouper, lut *[1 << 16]uint32, codes []T, rows []uint32, gb []plan.GroupKey, gs *groups, onNew func()) {
+	gids := gr.gids
+	if rows == nil {
+		gids = gids[:len(codes)]
+		for i, c := range codes {
+			g := lut[uint16(c)]
+			if g == 0 {
+				g = gr.resolve(gb, uint64(c), gs, onNew) + 1
+				lut[uint16(c)] = g
+				gr.dirty = append(gr.dirty, uint32(c))
+			}
+			gids[i] = g - 1
+		}
+		return
+	}
+	gids = gids[:len(rows)]
+	for k, i := range rows {
+		c := codes[i]
+		g := lut[uint16(c)]
+		if g == 0 {
+			g = gr.resolve(gb, uint64(c), gs, onNew) + 1
+			lut[uint16(c)] = g
+			gr.dirty = append(gr.dirty, uint32(c))
+		}
+		gids[k] = g - 1
+	}
 }
 
 func (gr *grouper) assignMap(gb []plan.GroupKey, ids []uint32, gs *groups, onNew func()) []uint32 {

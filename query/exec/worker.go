@@ -131,8 +131,10 @@ func (w *worker) aggregate(b *block.Block, rows []uint32) error {
 	if len(p.GroupBy) == 0 && rows == nil && !weighted && w.fromMetadata(b) {
 		return nil
 	}
+	ident := w.identity(b.Rows)
+	n := len(rows)
 	if rows == nil {
-		rows = w.identity(b.Rows)
+		n = b.Rows
 	}
 	var wts []int64
 	if weighted {
@@ -144,15 +146,15 @@ func (w *worker) aggregate(b *block.Block, rows []uint32) error {
 	var gids []uint32
 	if len(p.GroupBy) == 0 {
 		w.singleGroup()
-		gids = w.onesFor(len(rows))
+		gids = w.onesFor(n)
 	} else {
-		gids, err = w.gr.assign(p.GroupBy, &w.vs, rows, w.groups, w.newGroup)
+		gids, err = w.gr.assign(p.GroupBy, &w.vs, rows, ident, w.groups, w.newGroup)
 		if err != nil {
 			return err
 		}
 	}
 	for i := range w.accs {
-		if err := w.accs[i].update(&w.vs, rows, gids, wts); err != nil {
+		if err := w.accs[i].update(&w.vs, rows, ident, gids, wts); err != nil {
 			return err
 		}
 	}
@@ -195,7 +197,7 @@ func (w *worker) fromMetadata(b *block.Block) bool {
 		if c == nil || c.Arr == nil {
 			continue
 		}
-		nulls := c.Arr.NullN()
+		nulls := c.Stats.Nulls
 		if a.spec.fn == plan.AggCount {
 			a.n[1] += int64(b.Rows - nulls)
 			continue
