@@ -240,6 +240,7 @@ func (b *Builder) Build(id uint64) (*Block, error) {
 	blk := &Block{Table: b.table, Rows: b.rows, ID: id}
 	for _, c := range b.cols {
 		col := c.build(b.rows)
+		WarmDictionaries(col.Arr)
 		blk.Columns = append(blk.Columns, col)
 		blk.Bytes += arrayBytes(col.Arr.Data())
 	}
@@ -466,4 +467,16 @@ func f64Bytes(v []float64) []byte {
 
 func i32Bytes(v []int32) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v))), len(v)*4)
+}
+
+// WarmDictionaries materializes the lazily built dictionary arrays inside a (which
+// arrow/go creates on first use without locking), so that concurrent readers of a
+// block never race to build them. Every code path that makes a block calls it.
+func WarmDictionaries(a arrow.Array) {
+	switch a := a.(type) {
+	case *array.Dictionary:
+		a.Dictionary()
+	case *array.List:
+		WarmDictionaries(a.ListValues())
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/reef-db/reef/api"
@@ -65,6 +66,35 @@ func FuzzNDJSON(f *testing.F) {
 		st.close()
 		if st.used() != 0 {
 			t.Fatalf("memory account %d after close", st.used())
+		}
+	})
+}
+
+// FuzzNumber checks the fast paths of parseNumber against strconv on JSON's grammar.
+func FuzzNumber(f *testing.F) {
+	for _, s := range []string{"0", "-0", "12", "-12.5", "0.001", "1e5", "123456789012345678", "1234567890123456789",
+		"99999999999999.9", "0.1", "01", "1.", "NaN", "-"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		n, err := parseNumber(raw)
+		isFloat, ok := jsonNumber(raw)
+		if !ok {
+			if err == nil {
+				t.Fatalf("parseNumber(%q) accepted a non-JSON number", raw)
+			}
+			return
+		}
+		if isFloat {
+			want, werr := strconv.ParseFloat(string(raw), 64)
+			if (werr == nil) != (err == nil) || (err == nil && (!n.isFloat || n.f != want)) {
+				t.Fatalf("parseNumber(%q) = %+v, %v; strconv %v, %v", raw, n, err, want, werr)
+			}
+			return
+		}
+		want, werr := strconv.ParseInt(string(raw), 10, 64)
+		if (werr == nil) != (err == nil) || (err == nil && (n.isFloat || n.i != want)) {
+			t.Fatalf("parseNumber(%q) = %+v, %v; strconv %v, %v", raw, n, err, want, werr)
 		}
 	})
 }

@@ -4,13 +4,15 @@
 // A sealed block is one file, <id>.blk (the id as 16 hex digits), in the leaf's shm
 // directory (normally on tmpfs, /dev/shm/reef/<leaf>/). OpenBlock maps the file
 // read-only and builds the block's Arrow arrays straight over the mapping, without
-// copying a byte of data: opening costs a look at the header, not a read of the data.
+// copying a byte of data: opening reads the header and the small validity, offset
+// and index buffers, never the values.
 // The disk copy of a block is the same bytes in the snappy framing format
 // (<id>.blk.sz); ReadCompressed and ReadBlockFile read a file into the heap instead.
 // ExportArrowIPC writes a block as a standard Arrow IPC file for other tools.
 //
 // The manifest (file MANIFEST) lists the block files of a handoff. It is written
-// last, by rename, so its presence is the handoff's "valid bit"; see manifest.go.
+// last, by rename, so its presence is the handoff's "valid bit" (layout below).
+// docs/shm-format.md describes all of it, with the handoff sequence.
 //
 // The package knows nothing of HTTP, leaves or queries: it stores and maps blocks and
 // reads and writes manifests. It never decides which blocks to keep.
@@ -92,8 +94,23 @@
 // length, every buffer inside the data area and 64-byte aligned, buffer lengths,
 // null counts against their validity bitmaps, the offset and dictionary index rules
 // above, and the time column. That is O(header) plus one pass over validity,
-// offset and index buffers (a small part of a block), so a damaged file yields an
+// offset and index buffers (nearly nothing of a numeric block, about a quarter of
+// one of dictionary strings and sets), so a damaged file yields an
 // error, never a panic or an out-of-bounds read in a later query. Values themselves
 // are covered only by the file checksum, which VerifyBlock checks over the whole
 // mapping.
+//
+// # Manifest layout, version 1
+//
+// dir/MANIFEST is one text line, then a JSON document:
+//
+//	REEF-MANIFEST version=1 length=<n> crc32c=<8 lowercase hex digits>\n
+//	<n bytes: the Manifest as JSON, ending in "\n">
+//
+// length is the byte length of the JSON part and crc32c its Castagnoli checksum;
+// nothing follows it, and the line must be exactly in this form. The JSON keys:
+// version, generation, leaf_id, created_unix and blocks, a list of {file, size, rows,
+// schema_hash (a decimal string, being 64-bit), crc32c, table, min_time, max_time}.
+// Unknown keys are an error. A reader checks the line, the length, the checksum, the
+// version, and every bound listed at validateManifest before it returns a manifest.
 package shm

@@ -20,21 +20,7 @@ import (
 
 // The manifest is the last file of a handoff: its presence, with a version this
 // build reads, says every block file it lists was complete when the old process
-// exited.
-//
-// # Manifest file layout, version 1
-//
-// The file dir/MANIFEST is one text line, then a JSON document:
-//
-//	REEF-MANIFEST version=1 length=<n> crc32c=<8 lowercase hex digits>\n
-//	<n bytes: the Manifest as JSON (keys below), ending in "\n">
-//
-// length is the byte length of the JSON part and crc32c its Castagnoli checksum;
-// nothing follows it. The JSON keys: version, generation, leaf_id, created_unix and
-// blocks, a list of {file, size, rows, schema_hash (a decimal string, being 64-bit),
-// crc32c, table, min_time, max_time}. Unknown keys are an error. A reader checks the
-// line, the length, the checksum, the version, and every bound listed at
-// validateManifest before it returns a manifest.
+// exited. Its layout is drawn in the package comment.
 
 // ManifestName is the manifest's file name inside a leaf's shm directory.
 const ManifestName = "MANIFEST"

@@ -160,6 +160,14 @@ func TestManifestDamage(t *testing.T) {
 	if err := read(append(append([]byte(nil), orig...), ' ')); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("extended: %v", err)
 	}
+	for _, edit := range [][2]string{
+		{"version=1", "version=01"}, {" length=", "  length="}, {"crc32c=", "crc32c=0x"}, {"\n", "\r\n"},
+	} {
+		d := strings.Replace(string(orig), edit[0], edit[1], 1)
+		if err := read([]byte(d)); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("header line edited %q → %q: %v", edit[0], edit[1], err)
+		}
+	}
 	v2 := strings.Replace(string(orig), "version=1", "version=2", 1)
 	if err := read([]byte(v2)); !errors.Is(err, ErrVersion) {
 		t.Fatalf("version 2: %v", err)

@@ -1,6 +1,7 @@
 package shm
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 
@@ -55,7 +56,8 @@ func isStringForm(nd *node) bool {
 	return nd.typ == idDictionary && isIndexType(nd.idx) && nd.sub != nil && nd.sub.typ == idString
 }
 
-// form describes the node tree for error messages, e.g. "list<dictionary<6,13>>".
+// form describes the node tree for error messages, e.g.
+// "list<dictionary<UINT8,STRING>>".
 func (nd *node) form() string {
 	switch {
 	case nd.typ == idDictionary && nd.sub != nil:
@@ -66,11 +68,11 @@ func (nd *node) form() string {
 	return arrow.Type(nd.typ).String()
 }
 
-// check verifies that the node's buffers have exactly the lengths its type and
-// length need, that the validity bitmap holds the stated null count, that offsets never decrease and end inside their data, and that
-// dictionary indices of non-null rows address the dictionary. It is what makes an
-// array built over a damaged file safe to read: no later access can go out of
-// bounds. Cost: O(1) per buffer plus one pass over bitmaps, offsets and indices.
+// check verifies the rules of the package comment for the node and the nodes nested
+// in it: buffer lengths, null counts against validity bitmaps, offsets, dictionary
+// indices. It is what makes an array built over a damaged file safe to read: no
+// later access can go out of bounds. Cost: O(1) per buffer plus one pass over
+// validity, offset and index buffers.
 func (nd *node) check() error {
 	if nd.n < 0 || nd.n > maxElems {
 		return fmt.Errorf("%s array length %d out of range", nd.form(), nd.n)
@@ -205,16 +207,20 @@ func anyLaneAbove(b []byte, bits uint, limit uint64) bool {
 	half := uint64(1)<<(bits-1) - 1 // largest value without the top bit
 	top := ones << (bits - 1)
 	low := top - ones // every bit but the lanes' top bits
-	words := arrow.Uint64Traits.CastFromBytes(b[:len(b)&^7])
+	// Unaligned little-endian loads: the writer checks heap slices whose
+	// alignment is only their element type's.
+	rest := b
 	var acc uint64
 	if limit <= half {
 		k := ones * (half - limit)
-		for _, x := range words {
+		for ; len(rest) >= 8; rest = rest[8:] {
+			x := binary.LittleEndian.Uint64(rest)
 			acc |= (x + k) | x
 		}
 	} else {
 		k := ones * (2*half + 1 - limit)
-		for _, x := range words {
+		for ; len(rest) >= 8; rest = rest[8:] {
+			x := binary.LittleEndian.Uint64(rest)
 			acc |= ((x & low) + k) & x
 		}
 	}
@@ -222,10 +228,10 @@ func anyLaneAbove(b []byte, bits uint, limit uint64) bool {
 		return true
 	}
 	w := int(bits / 8)
-	for i := len(b) &^ 7; i+w <= len(b); i += w {
+	for ; len(rest) >= w; rest = rest[w:] {
 		var v uint64
 		for j := range w {
-			v |= uint64(b[i+j]) << (8 * j)
+			v |= uint64(rest[j]) << (8 * j)
 		}
 		if v > limit {
 			return true
@@ -307,11 +313,14 @@ func nodeOf(d arrow.ArrayData) (*node, error) {
 		if nd.bufs[1], err = take(1, nd.n*fixedWidth(nd.idx)); err != nil {
 			return nil, err
 		}
-		dd, ok := d.(*array.Data)
-		if !ok || dd.Dictionary() == nil {
+		var dict *array.Data
+		if dd, ok := d.(*array.Data); ok {
+			dict, _ = dd.Dictionary().(*array.Data) // a nil *Data when there is none
+		}
+		if dict == nil {
 			return nil, fmt.Errorf("dictionary array without dictionary")
 		}
-		nd.sub, err = nodeOf(dd.Dictionary())
+		nd.sub, err = nodeOf(dict)
 	}
 	if err != nil {
 		return nil, err

@@ -20,9 +20,9 @@ import (
 )
 
 // OpenBlock maps the block file at path read-only and returns its block, whose
-// arrays point straight into the mapping. Opening reads the header and the offset
-// and dictionary index buffers (see the package comment), not the data; the file
-// checksum is checked separately by VerifyBlock. Block.Release unmaps the file; the
+// arrays point straight into the mapping. Opening reads the header and the
+// validity, offset and dictionary index buffers (see the package comment), not the
+// values; the file checksum is checked separately by VerifyBlock. Block.Release unmaps the file; the
 // block must not be used, and none of its arrays or strings read, after that.
 //
 // The file must not be modified or truncated while it is mapped. A damaged file

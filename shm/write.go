@@ -102,7 +102,7 @@ func (w Writer) write(dir, name string, b *block.Block, compressed bool) (FileIn
 			err = sw.Close()
 		}
 	} else {
-		bw := bufio.NewWriterSize(f, 1<<18)
+		bw := bufio.NewWriterSize(f, 1<<16)
 		if crc, err = p.writeTo(bw); err == nil {
 			err = bw.Flush()
 		}

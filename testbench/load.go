@@ -61,7 +61,7 @@ type LoadStats struct {
 	// batches it reported as duplicates (already held).
 	Rows int64
 	// Rejected counts rows refused whole; RowErrors counts per-row or per-field errors
-	// reported; FirstError is the first such error, for a message.
+	// reported; FirstError is the first error of the earliest batch that had one.
 	Rejected   int64
 	RowErrors  int64
 	FirstError string
@@ -163,8 +163,9 @@ type loader struct {
 
 	acked atomic.Int64 // rows acknowledged, for progress
 
-	mu    sync.Mutex
-	stats LoadStats
+	mu            sync.Mutex
+	stats         LoadStats
+	firstErrBatch int // batch of stats.FirstError
 }
 
 // run generates batches into opts.Concurrency reusable buffers and sends them with as
@@ -282,7 +283,8 @@ func (l *loader) record(b *batch, res *api.IngestResult) {
 	if res.ErrorsCut && len(res.Errors) == 0 {
 		s.RowErrors++
 	}
-	if s.FirstError == "" && len(res.Errors) > 0 {
+	if len(res.Errors) > 0 && (s.FirstError == "" || b.index < l.firstErrBatch) {
+		l.firstErrBatch = b.index
 		re := res.Errors[0]
 		s.FirstError = fmt.Sprintf("batch %d line %d", b.index, re.Line)
 		if re.Field != "" {

@@ -55,8 +55,10 @@ func Finalize(p *plan.Plan, part *Partial) (*Result, error) {
 	}
 	res := &Result{Truncated: part.Truncated, Columns: make([]ResultColumn, len(outputs))}
 	rows := make([][]plan.Value, len(keys))
+	no := len(outputs)
+	cells := make([]plan.Value, len(keys)*no)
 	for g, key := range keys {
-		row := make([]plan.Value, len(outputs))
+		row := cells[g*no : (g+1)*no : (g+1)*no]
 		for i, o := range outputs {
 			if o.Kind == plan.OutGroup {
 				row[i] = key[o.Index]
@@ -66,11 +68,7 @@ func Finalize(p *plan.Plan, part *Partial) (*Result, error) {
 		}
 		rows[g] = row
 	}
-	order := make([]int, len(rows))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int {
+	cmpRows := func(a, b int) int {
 		for _, o := range p.OrderBy {
 			c := plan.Compare(rows[a][o.Output], rows[b][o.Output])
 			if o.Desc {
@@ -81,10 +79,8 @@ func Finalize(p *plan.Plan, part *Partial) (*Result, error) {
 			}
 		}
 		return compareValues(keys[a], keys[b])
-	})
-	if p.Limit >= 0 && len(order) > p.Limit {
-		order = order[:p.Limit]
 	}
+	order := topK(len(rows), p.Limit, cmpRows)
 	res.Rows = make([][]plan.Value, len(order))
 	for i, g := range order {
 		res.Rows[i] = rows[g]
@@ -218,4 +214,64 @@ func finalizeSample(p *plan.Plan, part *Partial) (*Result, error) {
 		res.Columns[i] = ResultColumn{Name: name, Type: columnType(rows, i, fallback)}
 	}
 	return res, nil
+}
+
+// topK returns the indexes 0..n-1 in cmp order, cut at limit (< 0: all). The order
+// is total (ties are broken by group key), so no stability is needed; a small limit
+// keeps a bounded heap instead of sorting everything.
+func topK(n, limit int, cmp func(a, b int) int) []int {
+	if limit < 0 || limit > n {
+		limit = n
+	}
+	if limit == 0 {
+		return nil
+	}
+	if limit*4 >= n {
+		order := make([]int, n)
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortFunc(order, cmp)
+		return order[:limit]
+	}
+	// h is a max-heap (by cmp) of the best limit seen so far: h[0] is the worst.
+	h := make([]int, 0, limit)
+	less := func(a, b int) bool { return cmp(h[a], h[b]) > 0 }
+	down := func(i int) {
+		for {
+			l := 2*i + 1
+			if l >= len(h) {
+				return
+			}
+			m := l
+			if r := l + 1; r < len(h) && less(r, l) {
+				m = r
+			}
+			if !less(m, i) {
+				return
+			}
+			h[i], h[m] = h[m], h[i]
+			i = m
+		}
+	}
+	for i := 0; i < n; i++ {
+		if len(h) < limit {
+			h = append(h, i)
+			for j := len(h) - 1; j > 0; {
+				parent := (j - 1) / 2
+				if !less(j, parent) {
+					break
+				}
+				h[j], h[parent] = h[parent], h[j]
+				j = parent
+			}
+			continue
+		}
+		if cmp(i, h[0]) < 0 {
+			h[0] = i
+			down(0)
+		}
+	}
+	slices.SortFunc(h, cmp)
+	return h
 }

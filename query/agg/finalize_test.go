@@ -1,7 +1,9 @@
 package agg
 
 import (
+	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/reef-db/reef/query/plan"
@@ -113,5 +115,34 @@ func TestFinalizeSelectStar(t *testing.T) {
 	}
 	if part.Rows[1][1] != plan.Int(1) {
 		t.Error("Finalize changed the partial")
+	}
+}
+
+func TestTopK(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for it := 0; it < 200; it++ {
+		n := rng.IntN(200)
+		vals := make([]int, n)
+		for i := range vals {
+			vals[i] = rng.IntN(50)
+		}
+		cmp := func(a, b int) int { // by value desc, then index: a total order
+			if vals[a] != vals[b] {
+				return vals[b] - vals[a]
+			}
+			return a - b
+		}
+		limit := rng.IntN(n+10) - 5
+		want := make([]int, n)
+		for i := range want {
+			want[i] = i
+		}
+		slices.SortFunc(want, cmp)
+		if limit >= 0 && limit < n {
+			want = want[:limit]
+		}
+		if got := topK(n, limit, cmp); !slices.Equal(got, want) && len(got)+len(want) > 0 {
+			t.Fatalf("topK(%d, %d) = %v, want %v", n, limit, got, want)
+		}
 	}
 }

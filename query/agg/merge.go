@@ -101,7 +101,7 @@ func MergeWith(p *plan.Plan, dst, src *Partial, opt Options) error {
 			dst.Truncated = true
 			continue
 		}
-		dst.index[string(buf)] = len(dst.Keys)
+		dst.index[dst.internKey(buf)] = len(dst.Keys)
 		dst.Keys = append(dst.Keys, key)
 		dst.States = append(dst.States, src.States[g])
 		dst.indexed = len(dst.Keys)
@@ -117,7 +117,7 @@ func (p *Partial) buildIndex() {
 	var buf []byte
 	for i, key := range p.Keys {
 		buf = AppendGroupKey(buf[:0], key)
-		p.index[string(buf)] = i
+		p.index[p.internKey(buf)] = i
 	}
 	p.indexed = len(p.Keys)
 }

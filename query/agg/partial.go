@@ -1,6 +1,10 @@
 package agg
 
-import "github.com/reef-db/reef/query/plan"
+import (
+	"unsafe"
+
+	"github.com/reef-db/reef/query/plan"
+)
 
 // Partial is the partial result of a plan on one child (a leaf, or an aggregator
 // that merged its own children): per group, the group key values and one mergeable
@@ -30,4 +34,19 @@ type Partial struct {
 	// keeps it so that merging many children into one Partial is linear.
 	index   map[string]int
 	indexed int
+	keyMem  []byte // backs the index's key strings
+}
+
+// internKey returns b as a string stored in p's key memory (one allocation per
+// 32 KiB of keys instead of one per key).
+func (p *Partial) internKey(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if cap(p.keyMem)-len(p.keyMem) < len(b) {
+		p.keyMem = make([]byte, 0, max(len(b), 32<<10))
+	}
+	start := len(p.keyMem)
+	p.keyMem = append(p.keyMem, b...)
+	return unsafe.String(&p.keyMem[start], len(b))
 }

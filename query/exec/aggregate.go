@@ -24,12 +24,12 @@ type acc struct {
 	iv   []int64   // min/max of ints
 	fv   []float64 // min/max of floats
 	sv   []string  // min/max of strings (pointing into blocks until partial())
-	pos  []hist // percentile: bins of positive values
-	neg  []hist // percentile: bins of negative values, by magnitude
+	pos  []hist    // percentile: bins of positive values
+	neg  []hist    // percentile: bins of negative values, by magnitude
 	zero []float64
 	hll  []*hyperloglog.Sketch
 
-	hashes []uint64 // per dictionary entry, for count_distinct
+	s *scratch // the worker's buffers
 }
 
 const (
@@ -67,51 +67,77 @@ func (a *acc) grow() {
 	}
 }
 
-// state returns the agg.State of group gid. Strings are cloned.
-func (a *acc) state(gid int) agg.State {
+// fillStates sets out[g-1][j] to the state of group g, for every group 1..len(out).
+// States of one function are allocated together. Strings are cloned.
+func (a *acc) fillStates(out [][]agg.State, j int) {
 	switch a.spec.fn {
 	case plan.AggCount:
-		return &agg.CountState{N: a.n[gid]}
+		slab := make([]agg.CountState, len(out))
+		for i := range out {
+			slab[i].N = a.n[i+1]
+			out[i][j] = &slab[i]
+		}
 	case plan.AggSum:
-		f := a.flag[gid]
-		return &agg.SumState{Int: a.isum[gid], Float: a.fsum[gid], Seen: f&fSeen != 0, IsFloat: f&fFloat != 0}
+		slab := make([]agg.SumState, len(out))
+		for i := range out {
+			f := a.flag[i+1]
+			slab[i] = agg.SumState{Int: a.isum[i+1], Float: a.fsum[i+1], Seen: f&fSeen != 0, IsFloat: f&fFloat != 0}
+			out[i][j] = &slab[i]
+		}
 	case plan.AggAvg:
-		return &agg.AvgState{Sum: a.fsum[gid], Count: a.n[gid]}
-	case plan.AggMin, plan.AggMax:
-		var s interface{ Add(plan.Value) }
-		var st agg.State
-		if a.spec.fn == plan.AggMin {
-			m := &agg.MinState{}
-			s, st = m, m
-		} else {
-			m := &agg.MaxState{}
-			s, st = m, m
+		slab := make([]agg.AvgState, len(out))
+		for i := range out {
+			slab[i] = agg.AvgState{Sum: a.fsum[i+1], Count: a.n[i+1]}
+			out[i][j] = &slab[i]
 		}
-		f := a.flag[gid]
-		if f&fInt != 0 {
-			s.Add(plan.Int(a.iv[gid]))
+	case plan.AggMin:
+		slab := make([]agg.MinState, len(out))
+		for i := range out {
+			a.minMaxValues(i+1, slab[i].Add)
+			out[i][j] = &slab[i]
 		}
-		if f&fFlt != 0 {
-			s.Add(plan.Float(a.fv[gid]))
+	case plan.AggMax:
+		slab := make([]agg.MaxState, len(out))
+		for i := range out {
+			a.minMaxValues(i+1, slab[i].Add)
+			out[i][j] = &slab[i]
 		}
-		if f&fStr != 0 {
-			s.Add(plan.String(strings.Clone(a.sv[gid])))
-		}
-		return st
 	case plan.AggPercentile:
-		sk := ddsketch.NewDDSketch(agg.SketchMapping, a.pos[gid].store(), a.neg[gid].store())
-		if z := a.zero[gid]; z > 0 {
-			_ = sk.AddWithCount(0, z)
+		slab := make([]agg.PercentileState, len(out))
+		for i := range out {
+			g := i + 1
+			sk := ddsketch.NewDDSketch(agg.SketchMapping, a.pos[g].store(), a.neg[g].store())
+			if z := a.zero[g]; z > 0 {
+				_ = sk.AddWithCount(0, z)
+			}
+			slab[i] = agg.PercentileState{Q: a.spec.q, Sketch: sk}
+			out[i][j] = &slab[i]
 		}
-		return &agg.PercentileState{Q: a.spec.q, Sketch: sk}
 	case plan.AggCountDistinct:
-		h := a.hll[gid]
-		if h == nil {
-			h = hyperloglog.New14()
+		slab := make([]agg.DistinctState, len(out))
+		for i := range out {
+			h := a.hll[i+1]
+			if h == nil {
+				h = hyperloglog.New14()
+			}
+			slab[i].HLL = h
+			out[i][j] = &slab[i]
 		}
-		return &agg.DistinctState{HLL: h}
 	}
-	return nil
+}
+
+// minMaxValues passes group g's candidate minimum (or maximum) values to add.
+func (a *acc) minMaxValues(g int, add func(plan.Value)) {
+	f := a.flag[g]
+	if f&fInt != 0 {
+		add(plan.Int(a.iv[g]))
+	}
+	if f&fFlt != 0 {
+		add(plan.Float(a.fv[g]))
+	}
+	if f&fStr != 0 {
+		add(plan.String(strings.Clone(a.sv[g])))
+	}
 }
 
 // update folds the selected rows (rows, with their gids) of the current block into
@@ -399,46 +425,57 @@ func codeAt(v *colView, i int) int {
 }
 
 func (a *acc) percentile(v *colView, rows, gids []uint32, wts []int64) error {
+	// Gather the selected values into a dense buffer first: the loads are
+	// independent, so the memory system overlaps them, and the sketch loop then runs
+	// on cached data. NULLs become NaN, which the sketch ignores.
+	if cap(a.s.fbuf) < len(rows) {
+		a.s.fbuf = make([]float64, len(rows), max(len(rows), block64k))
+	}
+	buf := a.s.fbuf[:len(rows)]
 	switch v.kind {
 	case viewInt:
 		switch {
 		case v.u8 != nil:
-			sketchInts(a, v.u8, v.base, v.valid, rows, gids, wts)
+			gatherFloats(v.u8, v.base, rows, buf)
 		case v.u16 != nil:
-			sketchInts(a, v.u16, v.base, v.valid, rows, gids, wts)
+			gatherFloats(v.u16, v.base, rows, buf)
 		case v.u32 != nil:
-			sketchInts(a, v.u32, v.base, v.valid, rows, gids, wts)
+			gatherFloats(v.u32, v.base, rows, buf)
 		default:
-			sketchInts(a, v.i64, v.base, v.valid, rows, gids, wts)
+			gatherFloats(v.i64, v.base, rows, buf)
 		}
 	case viewFloat:
-		vals, valid := v.f64, v.valid
+		vals := v.f64
 		for k, i := range rows {
-			if valid != nil && valid[i] == 0 {
-				continue
-			}
-			w := 1.0
-			if wts != nil {
-				w = float64(wts[i])
-			}
-			a.addSketch(gids[k], vals[i], w)
+			buf[k] = vals[i]
 		}
 	default:
 		return typeError(a.spec.fn, v, a.spec.col)
 	}
+	if v.valid != nil {
+		for k, i := range rows {
+			if v.valid[i] == 0 {
+				buf[k] = math.NaN()
+			}
+		}
+	}
+	gids = gids[:len(buf)]
+	if wts == nil {
+		for k, x := range buf {
+			a.addSketch(gids[k], x, 1)
+		}
+		return nil
+	}
+	for k, x := range buf {
+		a.addSketch(gids[k], x, float64(wts[rows[k]]))
+	}
 	return nil
 }
 
-func sketchInts[T intRaw](a *acc, raw []T, base int64, valid []byte, rows, gids []uint32, wts []int64) {
+func gatherFloats[T intRaw](raw []T, base int64, rows []uint32, buf []float64) {
+	buf = buf[:len(rows)]
 	for k, i := range rows {
-		if valid != nil && valid[i] == 0 {
-			continue
-		}
-		w := 1.0
-		if wts != nil {
-			w = float64(wts[i])
-		}
-		a.addSketch(gids[k], float64(int64(raw[i])+base), w)
+		buf[k] = float64(int64(raw[i]) + base)
 	}
 }
 
@@ -524,10 +561,10 @@ func (a *acc) distinct(v *colView, rows, gids []uint32) error {
 // dictHashes hashes every dictionary entry of v once.
 func (a *acc) dictHashes(v *colView) []uint64 {
 	nd := v.dictLen()
-	if cap(a.hashes) < nd {
-		a.hashes = make([]uint64, nd)
+	if cap(a.s.hashes) < nd {
+		a.s.hashes = make([]uint64, nd)
 	}
-	h := a.hashes[:nd]
+	h := a.s.hashes[:nd]
 	for k := range h {
 		h[k] = agg.HashString(v.dict.Value(k))
 	}

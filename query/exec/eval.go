@@ -2,7 +2,9 @@ package exec
 
 import (
 	"cmp"
+	"encoding/binary"
 	"math"
+	"math/bits"
 	"slices"
 
 	"github.com/reef-db/reef/block"
@@ -783,13 +785,23 @@ func b2u8(b bool) byte {
 	return x
 }
 
-// selection converts a mask into the ascending list of selected row indexes.
+// selection converts a mask into the ascending list of selected row indexes. It
+// reads the mask eight bytes at a time and skips all-zero words, so sparse masks
+// cost little.
 func selection(mask []byte, sel []uint32) []uint32 {
 	sel = slices.Grow(sel[:0], len(mask))[:len(mask)]
-	k := 0
-	for i, m := range mask {
+	k, i := 0, 0
+	for ; i+8 <= len(mask); i += 8 {
+		w := binary.LittleEndian.Uint64(mask[i : i+8])
+		for w != 0 { // each byte is 0 or 1: one set bit per selected row
+			sel[k] = uint32(i + bits.TrailingZeros64(w)>>3)
+			k++
+			w &= w - 1
+		}
+	}
+	for ; i < len(mask); i++ {
 		sel[k] = uint32(i)
-		k += int(m)
+		k += int(mask[i])
 	}
 	return sel[:k]
 }

@@ -77,6 +77,11 @@ func Execute(ctx context.Context, p *plan.Plan, blocks []*block.Block, opt Optio
 			}
 		})
 	}
+	defer func() {
+		for _, w := range workers {
+			w.scratch.release()
+		}
+	}()
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}

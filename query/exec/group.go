@@ -3,7 +3,6 @@ package exec
 import (
 	"fmt"
 	"math"
-	"strings"
 
 	"github.com/apache/arrow/go/v15/arrow/array"
 
@@ -20,6 +19,7 @@ type groups struct {
 	max       int
 	truncated bool
 	buf       []byte
+	mem       arena
 }
 
 func newGroups(maxGroups int) *groups {
@@ -40,16 +40,16 @@ func (g *groups) lookup(key []plan.Value) (gid uint32, added bool) {
 		g.truncated = true
 		return 0, false
 	}
-	k := make([]plan.Value, len(key))
+	k := g.mem.values(len(key))
 	for i, v := range key {
 		if v.Kind == plan.KindString {
-			v.S = strings.Clone(v.S)
+			v.S = g.mem.str(v.S)
 		}
 		k[i] = v
 	}
 	id := uint32(len(g.keys))
 	g.keys = append(g.keys, k)
-	g.index[string(g.buf)] = id
+	g.index[g.mem.bytesStr(g.buf)] = id
 	return id, true
 }
 

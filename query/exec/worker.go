@@ -1,6 +1,8 @@
 package exec
 
 import (
+	"sync"
+
 	"github.com/reef-db/reef/block"
 	"github.com/reef-db/reef/query/agg"
 	"github.com/reef-db/reef/query/plan"
@@ -11,28 +13,59 @@ type worker struct {
 	q   *query
 	opt Options
 
-	vs views
-	ev evaluator
-	gr grouper
+	*scratch
 
 	groups *groups
 	accs   []acc
 	sample *sampler
 
 	inRange, matched int64
+}
 
-	sel   []uint32
-	ident []uint32 // 0, 1, 2, … for "every row"
-	ones  []uint32 // gid 1 for every row, when there is no GROUP BY
-	wts   []int64
+// scratch is a worker's reusable buffers, pooled across queries. It never holds
+// anything a partial refers to; release drops its references to blocks.
+type scratch struct {
+	vs views
+	ev evaluator
+	gr grouper
+
+	sel    []uint32
+	ident  []uint32 // 0, 1, 2, … for "every row"
+	ones   []uint32 // gid 1 for every row, when there is no GROUP BY
+	wts    []int64
+	fbuf   []float64 // percentile: the selected values of a block
+	hashes []uint64  // count_distinct: per dictionary entry
+}
+
+var scratchPool = sync.Pool{New: func() any {
+	s := new(scratch)
+	s.ev.vs = &s.vs
+	return s
+}}
+
+// release forgets every reference into blocks and returns s to the pool.
+func (s *scratch) release() {
+	for _, v := range s.vs.pool {
+		*v = colView{}
+	}
+	s.vs.reset(nil)
+	for i := range s.gr.keys {
+		k := &s.gr.keys[i]
+		k.dict = nil
+		clear(k.vals[:cap(k.vals)])
+		clear(k.strIDs)
+	}
+	clear(s.gr.key)
+	scratchPool.Put(s)
 }
 
 func newWorker(q *query, opt Options) *worker {
 	w := &worker{q: q, opt: opt, groups: newGroups(opt.agg().Groups())}
-	w.ev.vs = &w.vs
+	w.scratch = scratchPool.Get().(*scratch)
 	w.accs = make([]acc, len(q.aggs))
-	for i, s := range q.aggs {
-		w.accs[i].spec = s
+	for i, spec := range q.aggs {
+		w.accs[i].spec = spec
+		w.accs[i].s = w.scratch
 		w.accs[i].grow() // the trash group
 	}
 	if q.p.Sample {
@@ -278,15 +311,15 @@ func (w *worker) partial() (*agg.Partial, error) {
 	}
 	out.Truncated = w.groups.truncated
 	ng := w.groups.n() - 1
-	out.Keys = make([][]plan.Value, ng)
+	out.Keys = w.groups.keys[1:]
 	out.States = make([][]agg.State, ng)
-	for g := 1; g <= ng; g++ {
-		out.Keys[g-1] = w.groups.keys[g]
-		states := make([]agg.State, len(w.accs))
-		for i := range w.accs {
-			states[i] = w.accs[i].state(g)
-		}
-		out.States[g-1] = states
+	na := len(w.accs)
+	slab := make([]agg.State, ng*na)
+	for i := range out.States {
+		out.States[i] = slab[i*na : (i+1)*na : (i+1)*na]
+	}
+	for j := range w.accs {
+		w.accs[j].fillStates(out.States, j)
 	}
 	return out, nil
 }
