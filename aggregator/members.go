@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"context"
+	"crypto/tls"
 	"sync"
 	"time"
 
@@ -84,13 +85,17 @@ func (c *child) markDown(err error) {
 
 // members is the set of children.
 type members struct {
+	tls      *tls.Config // client TLS config for https:// children; nil: the default
 	mu       sync.RWMutex
 	children []*child
 }
 
-func newChild(url, token string) *child {
+func newChild(url, token string, tlsCfg *tls.Config) *child {
 	cl := api.NewClient(url)
 	cl.Token = token
+	if tlsCfg != nil {
+		_ = cl.SetTLSConfig(tlsCfg) // cannot fail for a client from NewClient
+	}
 	return &child{url: url, client: cl}
 }
 

@@ -154,7 +154,7 @@ func (m *members) set(urls []string, token string) (added, removed []string) {
 			delete(old, u)
 			continue
 		}
-		next = append(next, newChild(u, token))
+		next = append(next, newChild(u, token, m.tls))
 		added = append(added, u)
 	}
 	for u := range old {

@@ -18,6 +18,9 @@ import (
 	"github.com/reef-db/reef/query/sql"
 )
 
+// maxPartialRequestBytes bounds the JSON body of POST /v1/partial (as on a leaf).
+const maxPartialRequestBytes = 8 << 20
+
 // childMargin is kept from a child's budget so that its answer (and a child
 // aggregator's merge) arrives before this aggregator's own deadline.
 const childMargin = 0.1
@@ -134,10 +137,7 @@ func parseQueryRequest(r *http.Request) (*api.QueryRequest, error) {
 
 // runQuery plans, fans out, merges and finalizes one query.
 func (s *Server) runQuery(ctx context.Context, req *api.QueryRequest, start time.Time) (*api.QueryResult, *plan.Plan, error) {
-	timeout := s.cfg.QueryTimeout
-	if req.TimeoutMS > 0 {
-		timeout = time.Duration(req.TimeoutMS) * time.Millisecond
-	}
+	timeout := s.queryTimeout(req.TimeoutMS)
 	deadline := start.Add(timeout)
 
 	p, err := plan.FromSQL(req.SQL, time.Now().Unix())
@@ -155,6 +155,11 @@ func (s *Server) runQuery(ctx context.Context, req *api.QueryRequest, start time
 	res, err := agg.Finalize(p, part)
 	if err != nil {
 		return nil, nil, &queryError{http.StatusInternalServerError, fmt.Errorf("cannot finalize result: %w", err)}
+	}
+	if len(res.Rows) > s.cfg.MaxResultRows {
+		clear(res.Rows[s.cfg.MaxResultRows:])
+		res.Rows = res.Rows[:s.cfg.MaxResultRows]
+		res.Truncated = true
 	}
 	out := &api.QueryResult{
 		Columns:   make([]api.ResultColumn, len(res.Columns)),
@@ -195,6 +200,18 @@ func (s *Server) runQuery(ctx context.Context, req *api.QueryRequest, start time
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// queryTimeout is the deadline of a query that asked for timeoutMS (0: none): the
+// default, or what it asked for capped at MaxQueryTimeout.
+func (s *Server) queryTimeout(timeoutMS int64) time.Duration {
+	if timeoutMS <= 0 {
+		return s.cfg.QueryTimeout
+	}
+	if timeoutMS >= s.cfg.MaxQueryTimeout.Milliseconds() {
+		return s.cfg.MaxQueryTimeout
+	}
+	return time.Duration(timeoutMS) * time.Millisecond
+}
 
 // coverageOf computes api.Coverage from merged partial counters (formula in
 // api.Coverage).
@@ -310,7 +327,7 @@ func (s *Server) fanOut(ctx context.Context, p *plan.Plan, deadline time.Time) (
 			delete(pending, r.c)
 			s.metrics.childLatency.WithLabelValues(r.c.url).Observe(r.took.Seconds())
 			if r.err == nil {
-				r.err = agg.Merge(p, merged, r.part)
+				r.err = agg.MergeWith(p, merged, r.part, agg.Options{MaxGroups: s.cfg.MaxGroups})
 			}
 			if r.err != nil {
 				if ctx.Err() != nil {
@@ -362,15 +379,26 @@ func estimateRows(st api.Stats, p *plan.Plan) int64 {
 // the same fan-out, merged but not finalized.
 func (s *Server) handlePartial(w http.ResponseWriter, r *http.Request) {
 	var req api.PartialRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxPartialRequestBytes)).Decode(&req); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("cannot read partial request: over %d bytes", maxPartialRequestBytes))
+			return
+		}
 		writeError(w, http.StatusBadRequest, fmt.Errorf("cannot decode partial request: %w", err))
 		return
 	}
-	timeout := s.cfg.QueryTimeout
-	if req.TimeoutMS > 0 {
-		timeout = time.Duration(req.TimeoutMS) * time.Millisecond
+	if err := agg.CheckPlan(&req.Plan); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("cannot run plan: %w", err))
+		return
 	}
-	part, _ := s.fanOut(r.Context(), &req.Plan, time.Now().Add(timeout))
+	if !s.acquireQuery(r.Context()) {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("too many concurrent queries (limit %d); retry shortly", s.cfg.MaxConcurrentQueries))
+		return
+	}
+	defer s.releaseQuery()
+	part, _ := s.fanOut(r.Context(), &req.Plan, time.Now().Add(s.queryTimeout(req.TimeoutMS)))
 	w.Header().Set("Content-Type", api.ContentTypePartial)
 	_, _ = w.Write(agg.AppendEncode(nil, part))
 }

@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/reef-db/reef/api"
+	"github.com/reef-db/reef/internal/auth"
+	"github.com/reef-db/reef/query/agg"
 )
 
 // Config configures an aggregator. Zero fields take the defaults noted.
@@ -29,8 +32,15 @@ type Config struct {
 	ClusterFile string
 	// DNSInterval is how often dns+ children are re-resolved (default 10s).
 	DNSInterval time.Duration
-	// Token, if set, is sent as a bearer token to the children.
+	// Token, if set, is sent as a bearer token to the children. Default:
+	// Tokens.Peer.
 	Token string
+	// Tokens are the bearer tokens this aggregator's API asks for (internal/auth).
+	// Default: none, the API is open. docs/access.md has the rules.
+	Tokens auth.Tokens
+	// TLS, if set, is the client config for https:// children (e.g. trusting the CA
+	// of their self-signed certificates).
+	TLS *tls.Config
 	// QueryTimeout is the default query deadline (default 5s); a query may ask for
 	// its own with timeout_ms.
 	QueryTimeout time.Duration
@@ -53,6 +63,23 @@ type Config struct {
 	ExcludeFor time.Duration
 	// MaxConcurrentQueries bounds queries in flight (default 64); more get 429.
 	MaxConcurrentQueries int
+	// MaxConcurrentIngest bounds ingest requests in flight (default 64); more get
+	// 429 with Retry-After. Each holds at most one batch (BatchBytes, or one Arrow
+	// body of up to MaxArrowBytes).
+	MaxConcurrentIngest int
+	// MaxArrowBytes bounds an Arrow IPC ingest body, which goes whole to one leaf
+	// (default 64 MiB, the leaf's default body limit).
+	MaxArrowBytes int64
+	// MaxQueryTimeout caps the deadline a query may ask for with timeout_ms
+	// (default 5m).
+	MaxQueryTimeout time.Duration
+	// MaxResultRows bounds the rows of a result (default 100,000); past it the
+	// answer is cut and flagged truncated.
+	MaxResultRows int
+	// MaxGroups bounds the groups held while merging the children's partials
+	// (default agg.DefaultMaxGroups); past it new groups are dropped and the
+	// answer is flagged truncated.
+	MaxGroups int
 	// RecentBatches is how many batch ids are remembered for routing retries to
 	// the leaf that holds them (default 100,000).
 	RecentBatches int
@@ -80,6 +107,22 @@ func (c *Config) setDefaults() {
 	if c.MaxConcurrentQueries <= 0 {
 		c.MaxConcurrentQueries = 64
 	}
+	if c.MaxConcurrentIngest <= 0 {
+		c.MaxConcurrentIngest = 64
+	}
+	if c.MaxArrowBytes <= 0 {
+		c.MaxArrowBytes = 64 << 20
+	}
+	def(&c.MaxQueryTimeout, 5*time.Minute)
+	if c.MaxResultRows <= 0 {
+		c.MaxResultRows = 100_000
+	}
+	if c.MaxGroups <= 0 {
+		c.MaxGroups = agg.DefaultMaxGroups
+	}
+	if c.Token == "" {
+		c.Token = c.Tokens.Peer
+	}
 	if c.RecentBatches <= 0 {
 		c.RecentBatches = 100_000
 	}
@@ -90,13 +133,15 @@ func (c *Config) setDefaults() {
 
 // Server is an aggregator.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	members  *members
-	recent   *recentBatches
-	querySem chan struct{}
-	metrics  *metrics
-	reg      *prometheus.Registry
+	cfg       Config
+	log       *slog.Logger
+	members   *members
+	recent    *recentBatches
+	querySem  chan struct{}
+	ingestSem chan struct{}
+	guard     *auth.Guard
+	metrics   *metrics
+	reg       *prometheus.Registry
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -107,6 +152,10 @@ type Server struct {
 // New returns an aggregator over cfg.Children. Call Start to begin health checks.
 func New(cfg Config) (*Server, error) {
 	cfg.setDefaults()
+	guard, err := auth.NewGuard(auth.Aggregator, cfg.Tokens)
+	if err != nil {
+		return nil, fmt.Errorf("invalid aggregator config: %w", err)
+	}
 	if len(cfg.Children) == 0 && cfg.ClusterFile == "" {
 		return nil, errors.New("an aggregator needs children: give --leaves or --cluster-file")
 	}
@@ -123,14 +172,16 @@ func New(cfg Config) (*Server, error) {
 	reg := prometheus.NewRegistry()
 	var s *Server
 	s = &Server{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		members:  &members{},
-		recent:   newRecentBatches(cfg.RecentBatches),
-		querySem: make(chan struct{}, cfg.MaxConcurrentQueries),
-		metrics:  newMetrics(reg),
-		reg:      reg,
-		stop:     make(chan struct{}),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		members:   &members{tls: cfg.TLS},
+		recent:    newRecentBatches(cfg.RecentBatches),
+		querySem:  make(chan struct{}, cfg.MaxConcurrentQueries),
+		ingestSem: make(chan struct{}, cfg.MaxConcurrentIngest),
+		guard:     guard,
+		metrics:   newMetrics(reg),
+		reg:       reg,
+		stop:      make(chan struct{}),
 	}
 	if err := s.Reload(context.Background()); err != nil && len(s.members.list()) == 0 {
 		return nil, fmt.Errorf("cannot set up children: %w", err)
@@ -208,10 +259,20 @@ func (s *Server) acquireQuery(ctx context.Context) bool {
 
 func (s *Server) releaseQuery() { <-s.querySem }
 
-// Handler returns the aggregator's HTTP routes.
-func (s *Server) Handler() http.Handler {
+// Handler returns the aggregator's HTTP routes, behind the token guard.
+func (s *Server) Handler() http.Handler { return s.guard.Wrap(s.routes()) }
+
+func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/ingest/{table}", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case s.ingestSem <- struct{}{}:
+			defer func() { <-s.ingestSem }()
+		default:
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusTooManyRequests, fmt.Errorf("too many concurrent ingest requests (limit %d); retry shortly", s.cfg.MaxConcurrentIngest))
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.IngestTimeout)
 		defer cancel()
 		s.handleIngest(w, r.WithContext(ctx))

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"runtime"
 	"time"
+
+	"github.com/reef-db/reef/internal/auth"
 )
 
 // Limits of the ingest path that are not configurable: they bound what one field of
@@ -84,6 +86,11 @@ type Config struct {
 	// long, so that a retried batch is not stored twice. Defaults: 100,000 and 10m.
 	DedupIDs    int
 	DedupWindow time.Duration
+
+	// Tokens are the bearer tokens the HTTP API asks for (internal/auth; with a
+	// peer token, ingest and partial queries take only it). Default: none, the API
+	// is open. docs/access.md has the rules.
+	Tokens auth.Tokens
 
 	// Logger receives the leaf's logs. Default: slog.Default().
 	Logger *slog.Logger

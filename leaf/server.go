@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/reef-db/reef/api"
+	"github.com/reef-db/reef/internal/auth"
 )
 
 // Server states, as /readyz reports them.
@@ -60,6 +61,10 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	guard, err := auth.NewGuard(auth.Leaf, cfg.Tokens)
+	if err != nil {
+		return nil, fmt.Errorf("invalid leaf config: %w", err)
+	}
 	began := time.Now()
 	if cfg.DataDir != "" {
 		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
@@ -86,7 +91,7 @@ func New(cfg Config) (*Server, error) {
 		rows:        func() float64 { return float64(s.totals().Rows) },
 		tables:      func() float64 { return float64(len(s.store.list())) },
 	})
-	s.handler = s.routes()
+	s.handler = guard.Wrap(s.routes())
 
 	s.start = api.StartInfo{Path: "empty", DurationMS: msSince(began)}
 	s.state.Store(stateReady)

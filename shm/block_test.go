@@ -440,7 +440,18 @@ func fixHeaderCRC(d []byte) bool {
 func openDamaged(d []byte) bool {
 	buf := alignedBytes(len(d))
 	copy(buf, d)
-	b, err := decode(buf)
+	// The deferred path (layout now, data later) must agree with the full one.
+	lazy := alignedBytes(len(d))
+	copy(lazy, d)
+	lb, nodes, lerr := decode(lazy, true)
+	if lerr == nil {
+		lerr = checkNodesData(lb, nodes)
+		lb.Release()
+	}
+	b, _, err := decode(buf, false)
+	if (err == nil) != (lerr == nil) {
+		panic(fmt.Sprintf("full decode says %v, layout-only decode then data checks say %v", err, lerr))
+	}
 	if err != nil {
 		if !IsCorrupt(err) {
 			panic(fmt.Sprintf("decode error wraps neither ErrCorrupt nor ErrVersion: %v", err))

@@ -275,13 +275,52 @@ func RemoveManifest(dir string) error {
 // time range and schema hash. Like OpenBlock it does not compute the file checksum;
 // VerifyManifestBlock does. A mismatch wraps ErrCorrupt.
 func AttachBlock(dir string, mb ManifestBlock) (*block.Block, error) {
-	if err := validateManifestBlock(mb); err != nil {
-		return nil, fmt.Errorf("cannot attach block %q: %w: %w", mb.File, ErrCorrupt, err)
+	b, _, _, err := attach(dir, mb, false)
+	return b, err
+}
+
+// AttachBlockDeferred is AttachBlock for a fast start: it maps the file and checks
+// what needs no read of a data buffer (header checksum, every buffer's place and
+// length, the entry's size, trailer checksum, rows, table, time range and schema
+// hash), and leaves the rest to verify: the checks OpenBlock makes over validity,
+// offset and index buffers, and the file checksum over the whole mapping, against
+// the trailer and mb.CRC32C. Opening is then O(header) per block, whatever its size.
+//
+// The caller must not read any array of the block (query it, export it, copy it)
+// before verify returned nil; a block whose verify failed must only be released.
+// Creating and releasing it is safe. verify reads only the mapping, may be called
+// from any goroutine and more than once, and returns an error wrapping ErrCorrupt
+// for a damaged file.
+func AttachBlockDeferred(dir string, mb ManifestBlock) (b *block.Block, verify func() error, err error) {
+	b, data, nodes, err := attach(dir, mb, true)
+	if err != nil {
+		return nil, nil, err
 	}
 	path := filepath.Join(dir, mb.File)
-	b, data, err := openBlock(path)
+	verify = func() error {
+		if err := checkNodesData(b, nodes); err != nil {
+			return fmt.Errorf("cannot verify block file %s: %w", path, err)
+		}
+		crc, err := verifyData(data)
+		if err != nil {
+			return fmt.Errorf("cannot verify block file %s: %w", path, err)
+		}
+		if crc != mb.CRC32C {
+			return fmt.Errorf("cannot verify block file %s: %w: checksum %08x, manifest says %08x", path, ErrCorrupt, crc, mb.CRC32C)
+		}
+		return nil
+	}
+	return b, verify, nil
+}
+
+func attach(dir string, mb ManifestBlock, layoutOnly bool) (*block.Block, []byte, []*node, error) {
+	if err := validateManifestBlock(mb); err != nil {
+		return nil, nil, nil, fmt.Errorf("cannot attach block %q: %w: %w", mb.File, ErrCorrupt, err)
+	}
+	path := filepath.Join(dir, mb.File)
+	b, data, nodes, err := openBlockMode(path, layoutOnly)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	crc := binary.LittleEndian.Uint32(data[len(data)-trailerLen:])
 	var what string
@@ -298,9 +337,9 @@ func AttachBlock(dir string, mb ManifestBlock) (*block.Block, error) {
 	}
 	if what != "" {
 		b.Release()
-		return nil, fmt.Errorf("cannot attach block file %s: %w: %s", path, ErrCorrupt, what)
+		return nil, nil, nil, fmt.Errorf("cannot attach block file %s: %w: %s", path, ErrCorrupt, what)
 	}
-	return b, nil
+	return b, data, nodes, nil
 }
 
 // VerifyManifestBlock checks the whole file of manifest entry mb in dir against its

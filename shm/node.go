@@ -74,6 +74,16 @@ func (nd *node) form() string {
 // later access can go out of bounds. Cost: O(1) per buffer plus one pass over
 // validity, offset and index buffers.
 func (nd *node) check() error {
+	if err := nd.checkLayout(); err != nil {
+		return err
+	}
+	return nd.checkData()
+}
+
+// checkLayout is the part of check that reads no buffer: array lengths, null count
+// ranges, buffer lengths and nesting. An array built over a node that passed it may
+// be created and released, but not read, until checkData passed too.
+func (nd *node) checkLayout() error {
 	if nd.n < 0 || nd.n > maxElems {
 		return fmt.Errorf("%s array length %d out of range", nd.form(), nd.n)
 	}
@@ -83,11 +93,6 @@ func (nd *node) check() error {
 	if v := nd.bufs[0]; v != nil {
 		if len(v) != bitmapLen(nd.n) {
 			return fmt.Errorf("validity bitmap is %d bytes, want %d for %d rows", len(v), bitmapLen(nd.n), nd.n)
-		}
-		// The rules below lean on the null count (an all-null array may have
-		// an empty dictionary), so it must be the bitmap's.
-		if nulls := nd.n - bitutil.CountSetBits(v, 0, nd.n); nulls != nd.nulls {
-			return fmt.Errorf("validity bitmap has %d nulls, header says %d", nulls, nd.nulls)
 		}
 	} else if nd.nulls != 0 {
 		return fmt.Errorf("%d nulls but no validity bitmap", nd.nulls)
@@ -99,7 +104,9 @@ func (nd *node) check() error {
 		}
 		return nil
 	case idString:
-		if err := checkOffsets(nd.bufs[1], nd.n, len(nd.bufs[2])); err != nil {
+		// Arrow reads the last offset when it builds a string array, so that one
+		// is checked here.
+		if err := checkLastOffset(nd.bufs[1], nd.n, len(nd.bufs[2])); err != nil {
 			return fmt.Errorf("string array: %w", err)
 		}
 		return nil
@@ -107,10 +114,10 @@ func (nd *node) check() error {
 		if nd.sub == nil {
 			return fmt.Errorf("list without child array")
 		}
-		if err := nd.sub.check(); err != nil {
+		if err := nd.sub.checkLayout(); err != nil {
 			return fmt.Errorf("list child: %w", err)
 		}
-		if err := checkOffsets(nd.bufs[1], nd.n, nd.sub.n); err != nil {
+		if err := checkLastOffset(nd.bufs[1], nd.n, nd.sub.n); err != nil {
 			return fmt.Errorf("list: %w", err)
 		}
 		return nil
@@ -122,15 +129,58 @@ func (nd *node) check() error {
 		if nd.sub == nil || nd.sub.typ != idString {
 			return fmt.Errorf("dictionary values must be a string array")
 		}
-		if err := nd.sub.check(); err != nil {
+		if err := nd.sub.checkLayout(); err != nil {
 			return fmt.Errorf("dictionary values: %w", err)
 		}
 		if want := nd.n * w; len(nd.bufs[1]) != want {
 			return fmt.Errorf("dictionary indices are %d bytes, want %d", len(nd.bufs[1]), want)
 		}
-		return checkIndices(nd.bufs[1], nd.idx, nd.n, nd.nulls, nd.sub.n)
+		return nil
 	}
 	return fmt.Errorf("arrow type %s not allowed", arrow.Type(nd.typ))
+}
+
+// checkData is the part of check that reads buffers: null counts against validity
+// bitmaps, offsets, dictionary indices. The node must have passed checkLayout.
+func (nd *node) checkData() error {
+	if v := nd.bufs[0]; v != nil {
+		// The rules below lean on the null count (an all-null array may have
+		// an empty dictionary), so it must be the bitmap's.
+		if nulls := nd.n - bitutil.CountSetBits(v, 0, nd.n); nulls != nd.nulls {
+			return fmt.Errorf("validity bitmap has %d nulls, header says %d", nulls, nd.nulls)
+		}
+	}
+	switch nd.typ {
+	case idString:
+		if err := checkOffsets(nd.bufs[1], nd.n, len(nd.bufs[2])); err != nil {
+			return fmt.Errorf("string array: %w", err)
+		}
+	case idList:
+		if err := nd.sub.checkData(); err != nil {
+			return fmt.Errorf("list child: %w", err)
+		}
+		if err := checkOffsets(nd.bufs[1], nd.n, nd.sub.n); err != nil {
+			return fmt.Errorf("list: %w", err)
+		}
+	case idDictionary:
+		if err := nd.sub.checkData(); err != nil {
+			return fmt.Errorf("dictionary values: %w", err)
+		}
+		return checkIndices(nd.bufs[1], nd.idx, nd.n, nd.nulls, nd.sub.n)
+	}
+	return nil
+}
+
+// checkLastOffset checks the length of an offsets buffer of n+1 int32 offsets and
+// that the last one equals end: the O(1) part of checkOffsets.
+func checkLastOffset(b []byte, n, end int) error {
+	if len(b) != (n+1)*4 {
+		return fmt.Errorf("offsets buffer is %d bytes, want %d", len(b), (n+1)*4)
+	}
+	if last := int32(binary.LittleEndian.Uint32(b[4*n:])); int64(last) != int64(end) {
+		return fmt.Errorf("last offset is %d, want %d (the data length)", last, end)
+	}
+	return nil
 }
 
 // checkOffsets checks n+1 int32 offsets: the first is 0, none is smaller than the

@@ -34,17 +34,35 @@ func OpenBlock(path string) (*block.Block, error) {
 
 // openBlock is OpenBlock, also returning the mapping.
 func openBlock(path string) (*block.Block, []byte, error) {
+	b, data, _, err := openBlockMode(path, false)
+	return b, data, err
+}
+
+// openBlockMode is openBlock, checking only the layout with layoutOnly (see decode)
+// and then also returning the column nodes.
+func openBlockMode(path string, layoutOnly bool) (*block.Block, []byte, []*node, error) {
 	data, err := mapFile(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("cannot open block file %s: %w", path, err)
+		return nil, nil, nil, fmt.Errorf("cannot open block file %s: %w", path, err)
 	}
-	b, err := decode(data)
+	b, nodes, err := decode(data, layoutOnly)
 	if err != nil {
 		unix.Munmap(data)
-		return nil, nil, fmt.Errorf("cannot open block file %s: %w", path, err)
+		return nil, nil, nil, fmt.Errorf("cannot open block file %s: %w", path, err)
 	}
 	b.SetRelease(func() { unix.Munmap(data) })
-	return b, data, nil
+	return b, data, nodes, nil
+}
+
+// checkNodesData runs node.checkData over the column nodes of a block decoded with
+// layoutOnly.
+func checkNodesData(b *block.Block, nodes []*node) error {
+	for i, nd := range nodes {
+		if err := nd.checkData(); err != nil {
+			return fmt.Errorf("%w: column %q: %w", ErrCorrupt, b.Columns[i].Name, err)
+		}
+	}
+	return nil
 }
 
 // VerifyBlock checks the file checksum of the block file at path over the whole
@@ -150,7 +168,8 @@ func decodeVerified(data []byte) (*block.Block, error) {
 	if _, err := verifyData(data); err != nil {
 		return nil, err
 	}
-	return decode(data)
+	b, _, err := decode(data, false)
+	return b, err
 }
 
 // mapFile maps the whole file read-only.
@@ -224,50 +243,53 @@ func checkFixed(fixed []byte) (int64, error) {
 }
 
 // decode builds the block of a whole file held in data (a mapping or aligned heap
-// bytes), its arrays over data. It checks everything but the file checksum.
-func decode(data []byte) (b *block.Block, err error) {
+// bytes), its arrays over data. It checks everything but the file checksum. With
+// layoutOnly it skips the checks that read buffers (node.checkData) and returns the
+// column nodes, whose checkData must pass before any array of the block is read.
+func decode(data []byte, layoutOnly bool) (b *block.Block, nodes []*node, err error) {
 	if len(data) < minFileLen {
-		return nil, fmt.Errorf("%w: file is %d bytes, shorter than any block file", ErrCorrupt, len(data))
+		return nil, nil, fmt.Errorf("%w: file is %d bytes, shorter than any block file", ErrCorrupt, len(data))
 	}
 	if uintptr(unsafe.Pointer(unsafe.SliceData(data)))%bufAlign != 0 {
 		panic("BUG: shm.decode over unaligned bytes")
 	}
 	flen, err := checkFixed(data)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if flen != int64(len(data)) {
-		return nil, fmt.Errorf("%w: file is %d bytes, header says %d (truncated or extended)", ErrCorrupt, len(data), flen)
+		return nil, nil, fmt.Errorf("%w: file is %d bytes, header says %d (truncated or extended)", ErrCorrupt, len(data), flen)
 	}
 	if string(data[len(data)-4:]) != trailerMagic {
-		return nil, fmt.Errorf("%w: no trailer magic at byte %d", ErrCorrupt, len(data)-4)
+		return nil, nil, fmt.Errorf("%w: no trailer magic at byte %d", ErrCorrupt, len(data)-4)
 	}
 	hlen := int64(binary.LittleEndian.Uint32(data[12:]))
 	dataEnd := flen - trailerLen
 	if hlen < fixedHeaderLen+4 || hlen > dataEnd {
-		return nil, fmt.Errorf("%w: header length %d out of range %d..%d", ErrCorrupt, hlen, fixedHeaderLen+4, dataEnd)
+		return nil, nil, fmt.Errorf("%w: header length %d out of range %d..%d", ErrCorrupt, hlen, fixedHeaderLen+4, dataEnd)
 	}
 	if got, want := crc32.Checksum(data[:hlen-4], castagnoli), binary.LittleEndian.Uint32(data[hlen-4:]); got != want {
-		return nil, fmt.Errorf("%w: header checksum is %08x, header says %08x", ErrCorrupt, got, want)
+		return nil, nil, fmt.Errorf("%w: header checksum is %08x, header says %08x", ErrCorrupt, got, want)
 	}
-	h := &headerReader{dec: dec{b: data[:hlen-4], off: 8 + 4 + 4 + 8}, file: data, hlen: hlen, dataEnd: dataEnd}
-	b, err = h.block()
+	h := &headerReader{dec: dec{b: data[:hlen-4], off: 8 + 4 + 4 + 8}, file: data, hlen: hlen, dataEnd: dataEnd, layoutOnly: layoutOnly}
+	b, nodes, err = h.block()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	b.Bytes = flen
-	return b, nil
+	return b, nodes, nil
 }
 
 // headerReader parses a header whose checksum matched.
 type headerReader struct {
 	dec
-	file    []byte
-	hlen    int64
-	dataEnd int64
+	file       []byte
+	hlen       int64
+	dataEnd    int64
+	layoutOnly bool // check only what needs no buffer read (see decode)
 }
 
-func (h *headerReader) block() (*block.Block, error) {
+func (h *headerReader) block() (*block.Block, []*node, error) {
 	b := &block.Block{}
 	b.ID = h.u64()
 	b.MinTime = h.i64()
@@ -276,21 +298,21 @@ func (h *headerReader) block() (*block.Block, error) {
 	ncols := h.u32()
 	tlen := h.u32()
 	if h.u32() != 0 {
-		return nil, fmt.Errorf("reserved header field at byte 60 is not 0")
+		return nil, nil, fmt.Errorf("reserved header field at byte 60 is not 0")
 	}
 	if rows < 1 || rows > block.MaxRows {
-		return nil, fmt.Errorf("%d rows, want 1..%d", rows, block.MaxRows)
+		return nil, nil, fmt.Errorf("%d rows, want 1..%d", rows, block.MaxRows)
 	}
 	if ncols > MaxColumns {
-		return nil, fmt.Errorf("%d columns, limit %d", ncols, MaxColumns)
+		return nil, nil, fmt.Errorf("%d columns, limit %d", ncols, MaxColumns)
 	}
 	if tlen > maxNameLen {
-		return nil, fmt.Errorf("table name length %d, limit %d", tlen, maxNameLen)
+		return nil, nil, fmt.Errorf("table name length %d, limit %d", tlen, maxNameLen)
 	}
 	b.Rows = int(rows)
 	b.Table = h.str(int(tlen))
 	if h.err != nil {
-		return nil, h.err
+		return nil, nil, h.err
 	}
 	// Each column record takes at least 32 header bytes; bounding the slice by
 	// the header keeps a damaged count from allocating much.
@@ -299,21 +321,21 @@ func (h *headerReader) block() (*block.Block, error) {
 	for i := range int(ncols) {
 		c, nd, err := h.column()
 		if err != nil {
-			return nil, fmt.Errorf("column %d (%q, header byte %d): %w", i, c.Name, h.off, err)
+			return nil, nil, fmt.Errorf("column %d (%q, header byte %d): %w", i, c.Name, h.off, err)
 		}
 		b.Columns = append(b.Columns, c)
 		nodes = append(nodes, nd)
 	}
 	if h.off != len(h.b) {
-		return nil, fmt.Errorf("header has %d bytes after the last column", len(h.b)-h.off)
+		return nil, nil, fmt.Errorf("header has %d bytes after the last column", len(h.b)-h.off)
 	}
-	if err := checkColumns(b, nodes); err != nil {
-		return nil, err
+	if err := checkColumns(b, nodes, h.layoutOnly); err != nil {
+		return nil, nil, err
 	}
 	for i := range b.Columns {
 		b.Columns[i].Arr = buildArray(nodes[i])
 	}
-	return b, nil
+	return b, nodes, nil
 }
 
 func (h *headerReader) column() (block.Column, *node, error) {

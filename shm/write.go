@@ -184,7 +184,7 @@ func planBlock(b *block.Block) (*blockPlan, error) {
 		}
 		nodes[i] = nd
 	}
-	if err := checkColumns(b, nodes); err != nil {
+	if err := checkColumns(b, nodes, false); err != nil {
 		return nil, err
 	}
 
@@ -221,8 +221,9 @@ func planBlock(b *block.Block) (*blockPlan, error) {
 }
 
 // checkColumns checks what the reader checks of a block beyond single arrays:
-// shapes, lengths, stats, unique names and the time column.
-func checkColumns(b *block.Block, nodes []*node) error {
+// shapes, lengths, stats, unique names and the time column. With layoutOnly it reads
+// no buffer (node.checkLayout instead of node.check).
+func checkColumns(b *block.Block, nodes []*node, layoutOnly bool) error {
 	seen := make(map[string]struct{}, len(b.Columns))
 	for i := range b.Columns {
 		c, nd := &b.Columns[i], nodes[i]
@@ -245,7 +246,11 @@ func checkColumns(b *block.Block, nodes []*node) error {
 		if len(c.Stats.MinS) > maxStatLen || len(c.Stats.MaxS) > maxStatLen {
 			return fmt.Errorf("column %q: string stats longer than %d bytes", c.Name, maxStatLen)
 		}
-		if err := nd.check(); err != nil {
+		check := nd.check
+		if layoutOnly {
+			check = nd.checkLayout
+		}
+		if err := check(); err != nil {
 			return fmt.Errorf("column %q: %w", c.Name, err)
 		}
 	}

@@ -103,8 +103,18 @@ func Load(ctx context.Context, client *api.Client, table string, cfg GenConfig, 
 	if err := cfg.Validate(); err != nil {
 		return LoadStats{}, fmt.Errorf("cannot load: %w", err)
 	}
-	if opts.BatchRows < 0 || opts.Concurrency < 0 || opts.MaxAttempts < 0 || opts.ProgressEvery < 0 {
-		return LoadStats{}, fmt.Errorf("cannot load: negative option in %+v", opts)
+	for _, o := range []struct {
+		name  string
+		value int64
+	}{
+		{"BatchRows", int64(opts.BatchRows)},
+		{"Concurrency", int64(opts.Concurrency)},
+		{"MaxAttempts", int64(opts.MaxAttempts)},
+		{"ProgressEvery", int64(opts.ProgressEvery)},
+	} {
+		if o.value < 0 {
+			return LoadStats{}, fmt.Errorf("cannot load: option %s is negative (%d)", o.name, o.value)
+		}
 	}
 	if opts.BatchRows == 0 {
 		opts.BatchRows = DefaultBatchRows

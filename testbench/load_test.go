@@ -282,8 +282,8 @@ func TestLoadErrors(t *testing.T) {
 		f(nil, "events", cfg, LoadOptions{}, "nil client")
 		f(c, "", cfg, LoadOptions{}, "empty table")
 		f(c, "events", GenConfig{Rows: -1}, LoadOptions{}, "rows is -1")
-		f(c, "events", cfg, LoadOptions{BatchRows: -1}, "negative option")
-		f(c, "events", cfg, LoadOptions{Concurrency: -2}, "negative option")
+		f(c, "events", cfg, LoadOptions{BatchRows: -1}, "option BatchRows is negative (-1)")
+		f(c, "events", cfg, LoadOptions{Concurrency: -2}, "option Concurrency is negative (-2)")
 	})
 	t.Run("rejected rows are counted", func(t *testing.T) {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

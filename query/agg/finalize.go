@@ -68,15 +68,27 @@ func Finalize(p *plan.Plan, part *Partial) (*Result, error) {
 		}
 		rows[g] = row
 	}
+	// Ties are broken by the group key, unless the order already covers every key
+	// (keys are unique, so there are no ties then).
+	covered := make([]bool, len(p.GroupBy))
+	for _, o := range p.OrderBy {
+		if out := outputs[o.Output]; out.Kind == plan.OutGroup {
+			covered[out.Index] = true
+		}
+	}
+	tieBreak := slices.Contains(covered, false)
 	cmpRows := func(a, b int) int {
 		for _, o := range p.OrderBy {
-			c := plan.Compare(rows[a][o.Output], rows[b][o.Output])
+			c := compareValue(rows[a][o.Output], rows[b][o.Output])
 			if o.Desc {
 				c = -c
 			}
 			if c != 0 {
 				return c
 			}
+		}
+		if !tieBreak {
+			return 0
 		}
 		return compareValues(keys[a], keys[b])
 	}

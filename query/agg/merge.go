@@ -1,10 +1,12 @@
 package agg
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/reef-db/reef/block"
 	"github.com/reef-db/reef/query/plan"
@@ -259,11 +261,27 @@ func CompareRows(keys []SortKey, a, b []plan.Value) int {
 
 func compareValues(a, b []plan.Value) int {
 	for i := range min(len(a), len(b)) {
-		if c := plan.Compare(a[i], b[i]); c != 0 {
+		if c := compareValue(a[i], b[i]); c != 0 {
 			return c
 		}
 	}
 	return len(a) - len(b)
+}
+
+// compareValue is plan.Compare with a fast path for two values of the same
+// common kind.
+func compareValue(a, b plan.Value) int {
+	if a.Kind == b.Kind {
+		switch a.Kind {
+		case plan.KindString:
+			return strings.Compare(a.S, b.S)
+		case plan.KindInt:
+			return cmp.Compare(a.I, b.I)
+		case plan.KindNull:
+			return 0
+		}
+	}
+	return plan.Compare(a, b)
 }
 
 func mergeSample(p *plan.Plan, dst, src *Partial, opt Options) {

@@ -29,7 +29,8 @@ type acc struct {
 	zero []float64
 	hll  []*hyperloglog.Sketch
 
-	s *scratch // the worker's buffers
+	s    *scratch // the worker's buffers
+	seen pairSet  // count_distinct: (group, value) pairs already added
 }
 
 const (
@@ -505,35 +506,48 @@ func (a *acc) addSketch(g uint32, x, w float64) {
 
 func (a *acc) distinct(v *colView, rows, gids []uint32) error {
 	valid := v.valid
+	if len(a.seen.used) > maxSeenPairs {
+		a.seen.reset()
+	}
 	switch v.kind {
 	case viewInt:
 		for k, i := range rows {
 			if valid != nil && valid[i] == 0 {
 				continue
 			}
-			a.addHash(gids[k], agg.HashInt(intAt(v, int(i))))
+			a.addHashOnce(gids[k], agg.HashInt(intAt(v, int(i))))
 		}
 	case viewFloat:
 		for k, i := range rows {
 			if valid != nil && valid[i] == 0 {
 				continue
 			}
-			a.addHash(gids[k], agg.HashFloat(v.f64[i]))
+			a.addHashOnce(gids[k], agg.HashFloat(v.f64[i]))
 		}
 	case viewDict:
 		h := a.dictHashes(v)
+		// last[code] is gid+1 of the code's previous row: a cheap filter before the
+		// pair set, exact when every code belongs to one group.
+		last := growU32(a.s.stamps, len(h))
+		clear(last)
+		a.s.stamps = last
 		for k, i := range rows {
 			if valid != nil && valid[i] == 0 {
 				continue
 			}
-			a.addHash(gids[k], h[codeAt(v, int(i))])
+			c, g := codeAt(v, int(i)), gids[k]
+			if last[c] == g+1 {
+				continue
+			}
+			last[c] = g + 1
+			a.addHashOnce(g, h[c])
 		}
 	case viewPlain:
 		for k, i := range rows {
 			if valid != nil && valid[i] == 0 {
 				continue
 			}
-			a.addHash(gids[k], agg.HashString(v.plain.Value(int(i))))
+			a.addHashOnce(gids[k], agg.HashString(v.plain.Value(int(i))))
 		}
 	case viewSet:
 		// count_distinct of a set column counts distinct elements.
@@ -548,9 +562,9 @@ func (a *acc) distinct(v *colView, rows, gids []uint32) error {
 			}
 			for j := v.offs[i]; j < v.offs[i+1]; j++ {
 				if h != nil {
-					a.addHash(gids[k], h[codeAt(el, int(j))])
+					a.addHashOnce(gids[k], h[codeAt(el, int(j))])
 				} else {
-					a.addHash(gids[k], agg.HashString(el.plain.Value(int(j))))
+					a.addHashOnce(gids[k], agg.HashString(el.plain.Value(int(j))))
 				}
 			}
 		}
@@ -569,6 +583,19 @@ func (a *acc) dictHashes(v *colView) []uint64 {
 		h[k] = agg.HashString(v.dict.Value(k))
 	}
 	return h
+}
+
+// maxSeenPairs bounds the pairs a count_distinct remembers (8 MiB); past it the
+// memory starts over, which only costs speed.
+const maxSeenPairs = 1 << 20
+
+// addHashOnce adds hash h to group g's sketch unless the worker already added the
+// pair: inserting into a sparse HyperLogLog costs far more than the probe, and most
+// rows repeat a pair seen before.
+func (a *acc) addHashOnce(g uint32, h uint64) {
+	if a.seen.add(h ^ (uint64(g)+1)*0x9e3779b97f4a7c15) {
+		a.addHash(g, h)
+	}
 }
 
 func (a *acc) addHash(g uint32, h uint64) {
@@ -662,4 +689,62 @@ func (h *hist) store() *store.DenseStore {
 		}
 	}
 	return s
+}
+
+// pairSet is a set of 64-bit keys with open addressing. Two pairs may share a key with probability
+// about 2^-64 per pair; one of them is then not counted, which is far below a
+// HyperLogLog's own error.
+type pairSet struct {
+	slots []uint64 // 0: empty (key 0 is stored as 1)
+	used  []uint32
+}
+
+func (s *pairSet) reset() {
+	if len(s.used) > len(s.slots)/4 {
+		clear(s.slots)
+	} else {
+		for _, i := range s.used {
+			s.slots[i] = 0
+		}
+	}
+	s.used = s.used[:0]
+}
+
+// add reports whether k was not in the set, adding it.
+func (s *pairSet) add(k uint64) bool {
+	if k == 0 {
+		k = 1
+	}
+	if 2*(len(s.used)+1) > len(s.slots) {
+		s.grow()
+	}
+	mask := uint64(len(s.slots) - 1)
+	for i := (k ^ k>>31) & mask; ; i = (i + 1) & mask {
+		switch s.slots[i] {
+		case k:
+			return false
+		case 0:
+			s.slots[i] = k
+			s.used = append(s.used, uint32(i))
+			return true
+		}
+	}
+}
+
+func (s *pairSet) grow() {
+	old := s.slots
+	s.slots = make([]uint64, max(1024, 2*len(old)))
+	s.used = s.used[:0]
+	mask := uint64(len(s.slots) - 1)
+	for _, k := range old {
+		if k == 0 {
+			continue
+		}
+		i := (k ^ k>>31) & mask
+		for s.slots[i] != 0 {
+			i = (i + 1) & mask
+		}
+		s.slots[i] = k
+		s.used = append(s.used, uint32(i))
+	}
 }

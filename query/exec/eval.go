@@ -28,8 +28,7 @@ type evaluator struct {
 	scratch [][]byte
 	table   []byte   // per dictionary entry / raw value match table
 	codes   []uint32 // set element codes
-	stamps  []uint32 // has_all
-	strs    []string
+	stamps  []uint32 // has: literal index per set element code
 }
 
 func (e *evaluator) mask(depth, n int) []byte {
@@ -751,6 +750,7 @@ func (e *evaluator) elemCodes(el *colView) []uint32 {
 	return e.codes
 }
 
+// stampsFor returns a zeroed table of at least one and n entries.
 func (e *evaluator) stampsFor(n int) []uint32 {
 	e.stamps = slices.Grow(e.stamps[:0], max(n, 1))[:max(n, 1)]
 	clear(e.stamps)

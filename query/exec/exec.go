@@ -61,6 +61,7 @@ func Execute(ctx context.Context, p *plan.Plan, blocks []*block.Block, opt Optio
 			defer func() {
 				if r := recover(); r != nil {
 					err = fmt.Errorf("BUG: query execution panicked: %v", r)
+					w.broken = true
 				}
 			}()
 			for {
@@ -79,7 +80,9 @@ func Execute(ctx context.Context, p *plan.Plan, blocks []*block.Block, opt Optio
 	}
 	defer func() {
 		for _, w := range workers {
-			w.scratch.release()
+			if !w.broken {
+				w.scratch.release()
+			}
 		}
 	}()
 	if err := g.Wait(); err != nil {

@@ -20,6 +20,7 @@ type worker struct {
 	sample *sampler
 
 	inRange, matched int64
+	broken           bool // a scan panicked: the scratch is not reused
 }
 
 // scratch is a worker's reusable buffers, pooled across queries. It never holds
@@ -35,6 +36,7 @@ type scratch struct {
 	wts    []int64
 	fbuf   []float64 // percentile: the selected values of a block
 	hashes []uint64  // count_distinct: per dictionary entry
+	stamps []uint32  // count_distinct: per dictionary entry
 }
 
 var scratchPool = sync.Pool{New: func() any {
@@ -56,6 +58,11 @@ func (s *scratch) release() {
 		clear(k.strIDs)
 	}
 	clear(s.gr.key)
+	// A scan stopped by a panic may have left group table entries behind.
+	for _, c := range s.gr.dirty {
+		s.gr.lut[c] = 0
+	}
+	s.gr.dirty = s.gr.dirty[:0]
 	scratchPool.Put(s)
 }
 
@@ -276,22 +283,18 @@ func (w *worker) fromMetadata(b *block.Block) bool {
 	return true
 }
 
+// identity returns 0, 1, …, n-1.
 func (w *worker) identity(n int) []uint32 {
 	if len(w.ident) < n {
-		w.ident = make([]uint32, block.MaxRows)
+		w.ident = make([]uint32, max(n, block.MaxRows))
 		for i := range w.ident {
 			w.ident[i] = uint32(i)
-		}
-		if n > len(w.ident) {
-			w.ident = w.ident[:0]
-			for i := 0; i < n; i++ {
-				w.ident = append(w.ident, uint32(i))
-			}
 		}
 	}
 	return w.ident[:n]
 }
 
+// onesFor returns n gids of group 1.
 func (w *worker) onesFor(n int) []uint32 {
 	if len(w.ones) < n {
 		w.ones = make([]uint32, max(n, block.MaxRows))
