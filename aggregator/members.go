@@ -54,11 +54,16 @@ func (c *child) freeBytes() int64 {
 	return c.stats.FreeBytes
 }
 
-// check polls the child's stats once.
-func (c *child) check(ctx context.Context, timeout time.Duration) {
+// check polls the child's stats once; fresh asks a child aggregator to refresh its
+// own children's stats first.
+func (c *child) check(ctx context.Context, timeout time.Duration, fresh bool) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	st, err := c.client.Stats(ctx)
+	stats := c.client.Stats
+	if fresh {
+		stats = c.client.StatsFresh
+	}
+	st, err := stats(ctx)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err != nil {
@@ -105,14 +110,14 @@ func (m *members) list() []*child {
 	return m.children
 }
 
-// checkAll polls every child in parallel and waits for all.
-func (m *members) checkAll(ctx context.Context, timeout time.Duration) {
+// checkAll polls every child in parallel and waits for all (see child.check).
+func (m *members) checkAll(ctx context.Context, timeout time.Duration, fresh bool) {
 	var wg sync.WaitGroup
 	for _, c := range m.list() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.check(ctx, timeout)
+			c.check(ctx, timeout, fresh)
 		}()
 	}
 	wg.Wait()

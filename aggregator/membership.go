@@ -134,7 +134,7 @@ func (s *Server) Reload(ctx context.Context) error {
 	added, removed := s.members.set(urls, s.cfg.Token)
 	if len(added)+len(removed) > 0 {
 		s.log.Info("children changed", "added", added, "removed", removed, "children", len(urls))
-		s.members.checkAll(ctx, s.cfg.HealthTimeout)
+		s.members.checkAll(ctx, s.cfg.HealthTimeout, false)
 	}
 	return err // DNS errors for some names are reported, the rest applied
 }

@@ -30,7 +30,7 @@ func (s *Server) handleSQL(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	req, err := parseQueryRequest(r)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		writeQueryError(w, "", err) // 400, or 413 for a body over the limit
 		return
 	}
 	if !s.acquireQuery(r.Context()) {
@@ -87,7 +87,7 @@ func parseQueryRequest(r *http.Request) (*api.QueryRequest, error) {
 			return nil, fmt.Errorf("cannot read query request: %w", err)
 		}
 		if len(data) > 1<<20 {
-			return nil, errors.New("query request is over 1 MiB")
+			return nil, &queryError{http.StatusRequestEntityTooLarge, errors.New("query request is over 1 MiB")}
 		}
 		if len(data) > 0 && data[0] == '{' {
 			if err := json.Unmarshal(data, req); err != nil {
@@ -98,6 +98,7 @@ func parseQueryRequest(r *http.Request) (*api.QueryRequest, error) {
 		}
 	}
 	q := r.URL.Query()
+	r.Body = http.MaxBytesReader(nil, r.Body, 1<<20) // bounds a form body
 	if err := r.ParseForm(); err == nil {
 		q = r.Form
 	}
@@ -239,7 +240,7 @@ func coverageOf(part *agg.Partial) api.Coverage {
 func (s *Server) validate(ctx context.Context, p *plan.Plan) error {
 	refresh := func() {
 		cctx, cancel := context.WithTimeout(ctx, s.cfg.HealthTimeout)
-		s.members.checkAll(cctx, s.cfg.HealthTimeout)
+		s.members.checkAll(cctx, s.cfg.HealthTimeout, true)
 		cancel()
 	}
 	schema, ok := s.schema(p.Table)

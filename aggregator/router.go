@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -24,18 +26,29 @@ import (
 // maxReportedErrors caps the per-row errors returned to a writer.
 const maxReportedErrors = 100
 
-// handleIngest routes POST /v1/ingest/{table}. The body is streamed: it is cut at
-// line boundaries into batches of at most BatchBytes, each sent (and acknowledged)
-// before more of the body is read, so a request never holds more than one batch.
+// handleIngest routes POST /v1/ingest/{table}. An NDJSON body is streamed: it is
+// cut at line boundaries into batches of at most BatchBytes, each sent (and
+// acknowledged) before more of the body is read, so a request never holds more than
+// one batch. An Arrow IPC stream cannot be cut without decoding it, so it is read
+// whole (at most MaxArrowBytes) and sent to one leaf as one batch.
 func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) {
 	table := r.PathValue("table")
 	if err := api.ValidTableName(table); err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	body, err := decodedBody(r, s.cfg.MaxBodyBytes)
+	arrow, err := ingestFormat(r.Header.Get("Content-Type"))
 	if err != nil {
 		writeError(w, http.StatusUnsupportedMediaType, err)
+		return
+	}
+	limit := s.cfg.MaxBodyBytes
+	if arrow {
+		limit = min(limit, s.cfg.MaxArrowBytes)
+	}
+	body, status, err := decodedBody(r, limit)
+	if err != nil {
+		writeError(w, status, err)
 		return
 	}
 	defer body.Close()
@@ -45,15 +58,26 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) {
 		base = newBatchID()
 	}
 	total := api.IngestResult{Table: table, BatchID: base}
+	if arrow {
+		s.ingestArrow(w, r.Context(), table, body, base, &total)
+		return
+	}
 	lr := newLineChunker(body, s.cfg.BatchBytes)
 	for n := 0; ; n++ {
 		chunk, firstLine, err := lr.next()
+		total.Rejected += len(lr.long)
+		for _, e := range lr.long {
+			addError(&total, e)
+		}
+		lr.long = lr.long[:0]
 		if err != nil {
 			status := http.StatusBadRequest
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				status = http.StatusRequestEntityTooLarge
-				err = fmt.Errorf("request body over the %d byte limit after %d accepted rows; send smaller requests (the rows before the limit were stored)", mbe.Limit, total.Accepted)
+				err = fmt.Errorf("request body over the %d byte limit (compressed or decompressed) after %d accepted rows; send smaller requests (the rows before the limit were stored)", mbe.Limit, total.Accepted)
+			} else {
+				err = fmt.Errorf("cannot read body after %d accepted rows (they were stored): %w", total.Accepted, err)
 			}
 			writeErrorResult(w, status, err, &total)
 			return
@@ -62,32 +86,69 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		id := base + "/" + strconv.Itoa(n)
-		res, err := s.sendBatch(r.Context(), table, chunk, id)
+		res, err := s.sendBatch(r.Context(), table, chunk, id, api.ContentTypeNDJSON)
 		if err != nil {
 			writeErrorResult(w, statusOf(err), fmt.Errorf("cannot store batch %s (lines %d–): %w; %d rows before it were stored", id, firstLine, err, total.Accepted), &total)
 			return
 		}
+		addResult(&total, res, firstLine)
 		s.metrics.ingestRows.Add(float64(res.Accepted))
 		s.metrics.ingestBytes.Add(float64(len(chunk)))
-		total.Accepted += res.Accepted
-		total.Rejected += res.Rejected
-		total.Duplicate = total.Duplicate || res.Duplicate
-		total.ErrorsCut = total.ErrorsCut || res.ErrorsCut
-		for _, e := range res.Errors {
-			if len(total.Errors) >= maxReportedErrors {
-				total.ErrorsCut = true
-				break
-			}
-			e.Line += firstLine - 1
-			total.Errors = append(total.Errors, e)
-		}
-		if total.Leaf == "" {
-			total.Leaf = res.Leaf
-		} else if total.Leaf != res.Leaf {
-			total.Leaf = "several"
-		}
 	}
+	slices.SortStableFunc(total.Errors, func(a, b api.RowError) int { return a.Line - b.Line })
 	writeJSON(w, http.StatusOK, &total)
+}
+
+// ingestArrow reads a whole Arrow IPC stream and stores it on one leaf, which
+// decodes it and reports rows by their 1-based number in the stream.
+func (s *Server) ingestArrow(w http.ResponseWriter, ctx context.Context, table string, body io.Reader, base string, total *api.IngestResult) {
+	data, err := io.ReadAll(body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf(
+				"Arrow stream over the %d byte limit (compressed or decompressed); an Arrow body goes whole to one leaf, so send smaller streams", mbe.Limit))
+			return
+		}
+		writeError(w, http.StatusBadRequest, fmt.Errorf("cannot read Arrow body: %w", err))
+		return
+	}
+	id := base + "/0"
+	res, err := s.sendBatch(ctx, table, data, id, api.ContentTypeArrow)
+	if err != nil {
+		writeErrorResult(w, statusOf(err), fmt.Errorf("cannot store Arrow batch %s: %w", id, err), total)
+		return
+	}
+	addResult(total, res, 1)
+	s.metrics.ingestRows.Add(float64(res.Accepted))
+	s.metrics.ingestBytes.Add(float64(len(data)))
+	writeJSON(w, http.StatusOK, total)
+}
+
+// addResult adds one leaf's answer for a batch starting at line firstLine to total.
+func addResult(total *api.IngestResult, res *api.IngestResult, firstLine int) {
+	total.Accepted += res.Accepted
+	total.Rejected += res.Rejected
+	total.Duplicate = total.Duplicate || res.Duplicate
+	total.ErrorsCut = total.ErrorsCut || res.ErrorsCut
+	for _, e := range res.Errors {
+		e.Line += firstLine - 1
+		addError(total, e)
+	}
+	if total.Leaf == "" {
+		total.Leaf = res.Leaf
+	} else if total.Leaf != res.Leaf {
+		total.Leaf = "several"
+	}
+}
+
+// addError lists e in total, up to maxReportedErrors.
+func addError(total *api.IngestResult, e api.RowError) {
+	if len(total.Errors) >= maxReportedErrors {
+		total.ErrorsCut = true
+		return
+	}
+	total.Errors = append(total.Errors, e)
 }
 
 func statusOf(err error) int {
@@ -108,36 +169,76 @@ func writeErrorResult(w http.ResponseWriter, status int, err error, partial *api
 	}{err.Error(), partial})
 }
 
-// decodedBody returns the request body, bounded and decompressed.
-func decodedBody(r *http.Request, limit int64) (io.ReadCloser, error) {
-	var body io.Reader = http.MaxBytesReader(nil, r.Body, limit)
+// ingestFormat checks an ingest body's Content-Type and reports whether it is an
+// Arrow IPC stream (else it is NDJSON). No Content-Type at all means NDJSON.
+func ingestFormat(ct string) (arrow bool, err error) {
+	if ct == "" {
+		return false, nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false, fmt.Errorf("cannot parse Content-Type %q: %v", ct, err)
+	}
+	switch mt {
+	case api.ContentTypeNDJSON, "application/json", "text/plain":
+		return false, nil
+	case api.ContentTypeArrow:
+		return true, nil
+	}
+	return false, fmt.Errorf("unsupported Content-Type %q; send NDJSON as %s (or application/json, text/plain), or an Arrow IPC stream as %s",
+		mt, api.ContentTypeNDJSON, api.ContentTypeArrow)
+}
+
+// decodedBody returns the request body, decompressed, failing reads with an
+// *http.MaxBytesError once it is over limit bytes, compressed or decompressed. A
+// refusal comes with its status: 415 for an unsupported encoding, 400 for a body
+// that does not start like its encoding.
+func decodedBody(r *http.Request, limit int64) (io.ReadCloser, int, error) {
+	body := http.MaxBytesReader(nil, r.Body, limit)
 	switch enc := r.Header.Get("Content-Encoding"); enc {
 	case "", "identity":
-	case "gzip":
+		return body, 0, nil
+	case "gzip", "x-gzip":
 		zr, err := gzip.NewReader(body)
 		if err != nil {
-			return nil, fmt.Errorf("cannot read gzip body: %w", err)
+			return nil, http.StatusBadRequest, fmt.Errorf("cannot read gzip body: %w", err)
 		}
-		// The decompressed size is bounded too.
-		return readCloser{io.LimitReader(zr, 4*limit), r.Body}, nil
-	case "snappy":
-		return readCloser{io.LimitReader(snappy.NewReader(body), 4*limit), r.Body}, nil
+		return readCloser{&limitedReader{r: zr, n: limit, limit: limit}, body}, 0, nil
+	case "snappy", "x-snappy-framed":
+		return readCloser{&limitedReader{r: snappy.NewReader(body), n: limit, limit: limit}, body}, 0, nil
 	default:
-		return nil, fmt.Errorf("unsupported Content-Encoding %q (use gzip, snappy or none)", enc)
+		return nil, http.StatusUnsupportedMediaType, fmt.Errorf("unsupported Content-Encoding %q; send gzip, snappy (framed stream) or none", enc)
 	}
-	switch ct := r.Header.Get("Content-Type"); {
-	case ct == "", ct == "application/x-ndjson", ct == "application/json", ct == "text/plain",
-		bytes.HasPrefix([]byte(ct), []byte("application/x-ndjson;")), bytes.HasPrefix([]byte(ct), []byte("text/plain;")),
-		bytes.HasPrefix([]byte(ct), []byte("application/json;")):
-	default:
-		return nil, fmt.Errorf("unsupported Content-Type %q (send NDJSON: application/x-ndjson)", ct)
-	}
-	return readCloser{body, r.Body}, nil
 }
 
 type readCloser struct {
 	io.Reader
 	io.Closer
+}
+
+// limitedReader reads at most limit bytes from r and then fails with an
+// *http.MaxBytesError if r has more, rather than ending silently like
+// io.LimitReader: a decompressed body cut short would lose rows without a word.
+type limitedReader struct {
+	r        io.Reader
+	n, limit int64
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		var one [1]byte
+		n, err := l.r.Read(one[:])
+		if n > 0 {
+			return 0, &http.MaxBytesError{Limit: l.limit}
+		}
+		return 0, err
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	return n, err
 }
 
 func newBatchID() string {
@@ -146,19 +247,23 @@ func newBatchID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// lineChunker cuts a stream into chunks of whole lines of at most max bytes (a
-// single longer line becomes a chunk of its own, and the leaf rejects it with its
-// line number).
+// lineChunker cuts a stream into chunks of whole lines of at most max bytes. A
+// single longer line becomes a chunk of its own (the leaf rejects it with its line
+// number if it is over the leaf's limit); a line longer than 4×max is not sent at
+// all: it is replaced by an empty line (so later lines keep their numbers) and
+// reported in long.
 type lineChunker struct {
-	r    *bufio.Reader
-	max  int
-	buf  []byte
-	line int // lines consumed so far
-	eof  bool
+	r       *bufio.Reader
+	max     int
+	maxLine int
+	buf     []byte
+	line    int // lines consumed so far
+	eof     bool
+	long    []api.RowError // lines dropped for their length since the caller last looked
 }
 
 func newLineChunker(r io.Reader, max int) *lineChunker {
-	return &lineChunker{r: bufio.NewReaderSize(r, 64<<10), max: max}
+	return &lineChunker{r: bufio.NewReaderSize(r, 64<<10), max: max, maxLine: 4 * max}
 }
 
 // next returns the next chunk and the 1-based number of its first line, or nil at
@@ -169,33 +274,47 @@ func (c *lineChunker) next() ([]byte, int, error) {
 	}
 	c.buf = c.buf[:0]
 	first := c.line + 1
-	for len(c.buf) < c.max {
-		line, err := c.r.ReadSlice('\n')
-		for errors.Is(err, bufio.ErrBufferFull) {
-			c.buf = append(c.buf, line...)
-			if len(c.buf) > 4*c.max {
-				return nil, 0, fmt.Errorf("line %d is longer than %d bytes", c.line+1, 4*c.max)
-			}
-			line, err = c.r.ReadSlice('\n')
-		}
-		c.buf = append(c.buf, line...)
-		if len(line) > 0 {
-			c.line++
-		}
-		if err == io.EOF {
-			c.eof = true
-			break
-		}
-		if err != nil {
+	for len(c.buf) < c.max && !c.eof {
+		if err := c.readLine(); err != nil {
 			return nil, 0, err
 		}
 	}
-	if len(bytes.TrimSpace(c.buf)) == 0 {
-		if c.eof {
-			return nil, 0, nil
-		}
+	if c.eof && len(bytes.TrimSpace(c.buf)) == 0 {
+		return nil, 0, nil
 	}
 	return c.buf, first, nil
+}
+
+// readLine appends the next line, with its newline if it has one, to c.buf.
+func (c *lineChunker) readLine() error {
+	start, n, long := len(c.buf), 0, false
+	for {
+		part, err := c.r.ReadSlice('\n')
+		n += len(part)
+		if !long && n > c.maxLine {
+			long = true
+			c.buf = c.buf[:start]
+		}
+		if !long {
+			c.buf = append(c.buf, part...)
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if err != nil && err != io.EOF {
+			return err
+		}
+		if n > 0 {
+			c.line++
+		}
+		if long {
+			c.buf = append(c.buf, '\n')
+			c.long = append(c.long, api.RowError{Line: c.line,
+				Reason: fmt.Sprintf("line is %d bytes long, over the router's limit of %d; it was not stored", n, c.maxLine)})
+		}
+		c.eof = err == io.EOF
+		return nil
+	}
 }
 
 // sendBatch stores one batch on exactly one leaf. It returns only after a leaf
@@ -209,10 +328,10 @@ func (c *lineChunker) next() ([]byte, int, error) {
 // batch, so it is retried on the same leaf with the same batch id (which the leaf
 // deduplicates) and never sent elsewhere. A 4xx other than 429 is the writer's error
 // and is returned as is.
-func (s *Server) sendBatch(ctx context.Context, table string, body []byte, id string) (*api.IngestResult, error) {
+func (s *Server) sendBatch(ctx context.Context, table string, body []byte, id, contentType string) (*api.IngestResult, error) {
 	if c := s.recent.get(id); c != nil {
 		// A retry of a batch already acknowledged: the same leaf deduplicates it.
-		return s.sendSticky(ctx, c, table, body, id)
+		return s.sendSticky(ctx, c, table, body, id, contentType)
 	}
 	tried := make(map[*child]bool)
 	backoff := 20 * time.Millisecond
@@ -241,7 +360,7 @@ func (s *Server) sendBatch(ctx context.Context, table string, body []byte, id st
 			continue
 		}
 		tried[c] = true
-		res, err := c.client.Ingest(ctx, table, bytes.NewReader(body), "application/x-ndjson", id)
+		res, err := c.client.Ingest(ctx, table, bytes.NewReader(body), contentType, id)
 		if err == nil {
 			s.recent.put(id, c)
 			c.noteIngest(table, res.Accepted)
@@ -260,17 +379,17 @@ func (s *Server) sendBatch(ctx context.Context, table string, body []byte, id st
 		case ctx.Err() != nil:
 			return nil, fmt.Errorf("batch not acknowledged before the deadline: %w", lastErr)
 		default:
-			return s.sendSticky(ctx, c, table, body, id)
+			return s.sendSticky(ctx, c, table, body, id, contentType)
 		}
 	}
 }
 
 // sendSticky retries a batch on the one leaf that may already hold it.
-func (s *Server) sendSticky(ctx context.Context, c *child, table string, body []byte, id string) (*api.IngestResult, error) {
+func (s *Server) sendSticky(ctx context.Context, c *child, table string, body []byte, id, contentType string) (*api.IngestResult, error) {
 	s.recent.put(id, c)
 	backoff := 50 * time.Millisecond
 	for {
-		res, err := c.client.Ingest(ctx, table, bytes.NewReader(body), "application/x-ndjson", id)
+		res, err := c.client.Ingest(ctx, table, bytes.NewReader(body), contentType, id)
 		if err == nil {
 			if !res.Duplicate {
 				c.noteIngest(table, res.Accepted)

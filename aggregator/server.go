@@ -192,7 +192,7 @@ func New(cfg Config) (*Server, error) {
 // Start polls the children once (bounded by HealthTimeout) and then keeps polling
 // them in the background until Close.
 func (s *Server) Start(ctx context.Context) {
-	s.members.checkAll(ctx, s.cfg.HealthTimeout)
+	s.members.checkAll(ctx, s.cfg.HealthTimeout, false)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -211,7 +211,7 @@ func (s *Server) Start(ctx context.Context) {
 					}
 				}
 			case <-t.C:
-				s.members.checkAll(ctx, s.cfg.HealthTimeout)
+				s.members.checkAll(ctx, s.cfg.HealthTimeout, false)
 				up := 0
 				for _, c := range s.members.list() {
 					if c.healthy() {
@@ -350,6 +350,11 @@ func mergeTableStats(a, b api.TableStats) api.TableStats {
 }
 
 func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("refresh") == "1" {
+		// A parent validating a query wants current schemas: ask our children
+		// (bounded by our health timeout; a slow child keeps its last stats).
+		s.members.checkAll(r.Context(), s.cfg.HealthTimeout, true)
+	}
 	writeJSON(w, http.StatusOK, s.stats())
 }
 
@@ -366,7 +371,7 @@ func (s *Server) handleTables(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleTable(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("table")
 	if _, ok := s.schema(name); !ok {
-		s.members.checkAll(r.Context(), s.cfg.HealthTimeout)
+		s.members.checkAll(r.Context(), s.cfg.HealthTimeout, true)
 	}
 	t, ok := s.stats().Tables[name]
 	if !ok {

@@ -238,6 +238,17 @@ func (c *Client) Stats(ctx context.Context) (*Stats, error) {
 	return &s, nil
 }
 
+// StatsFresh is Stats with ?refresh=1: an aggregator first asks its own children
+// for their current stats instead of answering with what it last saw. Leaves
+// answer as for Stats.
+func (c *Client) StatsFresh(ctx context.Context) (*Stats, error) {
+	var s Stats
+	if err := c.doJSON(ctx, http.MethodGet, "/v1/stats?refresh=1", nil, nil, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
 // tablesResponse is the body of GET /v1/tables.
 type tablesResponse struct {
 	Tables []TableStats `json:"tables"`

@@ -56,8 +56,9 @@ type ClusterConfig struct {
 	ShmDir string
 	// Leaves is the number of leaf processes (default DefaultLeaves).
 	Leaves int
-	// Aggregators is the number of aggregators: 0 or 1 means one root aggregator. Two
-	// or more (a two-level tree) are not supported yet.
+	// Aggregators is the number of aggregators: 0 or 1 means one root aggregator. M ≥ 2
+	// makes a two-level tree: a root over M-1 intermediate aggregators, each over a
+	// round-robin share of the leaves.
 	Aggregators int
 	// BasePort is the root aggregator's port (default DefaultBasePort); leaf i gets
 	// BasePort+1+i. A port that is taken is replaced by a free one, so two clusters
@@ -179,10 +180,11 @@ func (cfg ClusterConfig) resolve() (ClusterConfig, error) {
 	switch {
 	case cfg.Aggregators < 0:
 		return cfg, fmt.Errorf("cannot start cluster: %d aggregators", cfg.Aggregators)
-	case cfg.Aggregators > 1:
-		return cfg, fmt.Errorf("cannot start cluster: %d aggregators asked for, but only one root aggregator is supported yet", cfg.Aggregators)
+	case cfg.Aggregators == 0:
+		cfg.Aggregators = 1
+	case cfg.Aggregators > 1 && cfg.Aggregators-1 > cfg.Leaves:
+		return cfg, fmt.Errorf("cannot start cluster: %d intermediate aggregators for %d leaves; each needs a leaf", cfg.Aggregators-1, cfg.Leaves)
 	}
-	cfg.Aggregators = 1
 	switch {
 	case cfg.BasePort < 0 || cfg.BasePort+cfg.Leaves > 65535:
 		return cfg, fmt.Errorf("cannot start cluster: base port %d out of range for %d leaves", cfg.BasePort, cfg.Leaves)
@@ -235,7 +237,32 @@ func (c *Cluster) start(ctx context.Context) error {
 	for _, l := range c.Leaves() {
 		urls = append(urls, l.URL)
 	}
-	if err := c.startAggregator(ctx, aggPort, urls); err != nil {
+	c.mu.Lock()
+	c.aggs = make([]*process, cfg.Aggregators)
+	c.mu.Unlock()
+	if cfg.Aggregators > 1 {
+		// A two-level tree: leaves are dealt round-robin to the intermediate
+		// aggregators agg-1…agg-M, and the root agg-0 has those as its children.
+		mid := cfg.Aggregators - 1
+		groups := make([][]string, mid)
+		for i, u := range urls {
+			groups[i%mid] = append(groups[i%mid], u)
+		}
+		urls = urls[:0:0]
+		for j := range mid {
+			port, err := c.reservePort(0)
+			if err != nil {
+				return err
+			}
+			if err := c.startAggregator(ctx, 1+j, port, groups[j]); err != nil {
+				return err
+			}
+			c.mu.Lock()
+			urls = append(urls, c.aggs[1+j].info.URL)
+			c.mu.Unlock()
+		}
+	}
+	if err := c.startAggregator(ctx, 0, aggPort, urls); err != nil {
 		return err
 	}
 	return c.writeClusterFile()
@@ -272,24 +299,22 @@ func (c *Cluster) startLeaf(ctx context.Context, i, port int) error {
 	})
 }
 
-func (c *Cluster) startAggregator(ctx context.Context, port int, leafURLs []string) error {
-	const id = "agg-0"
+// startAggregator starts aggregator i (0 is the root) over the children's URLs.
+func (c *Cluster) startAggregator(ctx context.Context, i, port int, childURLs []string) error {
+	id := fmt.Sprintf("agg-%d", i)
 	info := ProcessInfo{
 		Role: RoleAggregator,
 		ID:   id,
 		Log:  filepath.Join(c.cfg.Dir, "logs", id+".log"),
 	}
-	c.mu.Lock()
-	c.aggs = make([]*process, 1)
-	c.mu.Unlock()
 	return c.startWithRetry(ctx, info, port, func(p *process) {
 		c.mu.Lock()
-		c.aggs[0] = p
+		c.aggs[i] = p
 		c.mu.Unlock()
 	}, func(port int) []string {
 		argv := []string{c.cfg.Binary, "aggregator",
 			"--listen", hostPort(port),
-			"--leaves", strings.Join(leafURLs, ","),
+			"--leaves", strings.Join(childURLs, ","),
 		}
 		return append(argv, c.cfg.ExtraAggArgs...)
 	})

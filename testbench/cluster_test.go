@@ -347,7 +347,7 @@ func TestClusterConfigErrors(t *testing.T) {
 	f(ClusterConfig{Binary: filepath.Join(dir, "nope"), Dir: dir}, "reef binary")
 	f(ClusterConfig{Binary: exe}, "no data dir")
 	f(ClusterConfig{Binary: exe, Dir: dir, Leaves: -1}, "-1 leaves")
-	f(ClusterConfig{Binary: exe, Dir: dir, Aggregators: 2}, "only one root aggregator")
+	f(ClusterConfig{Binary: exe, Dir: dir, Leaves: 1, Aggregators: 3}, "intermediate aggregators")
 	f(ClusterConfig{Binary: exe, Dir: dir, BasePort: 65535}, "out of range")
 	f(ClusterConfig{Binary: exe, Dir: dir, Leaves: 1, BasePort: -5}, "out of range")
 }

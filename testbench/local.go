@@ -139,7 +139,7 @@ func RunLocal(ctx context.Context, opts LocalOptions) (err error) {
 		}
 		defer os.Remove(opts.ReadyFile)
 	}
-	fmt.Fprintf(out, "ready: query it with\n  reef shell --addr %s\n  curl -sG %s/v1/sql --data-urlencode \"q=SELECT service, count(*), p99(latency_ms) FROM %s GROUP BY service\"\nCtrl-C stops the cluster\n", url, url, DemoTable)
+	fmt.Fprintf(out, "ready: query it with\n  reef shell --addr %s\n  curl -sG %s/v1/sql --data-urlencode \"q=SELECT service, count(*), p99(latency_ms) FROM %s GROUP BY service\"\nCtrl-C stops the cluster (with --shell: leaving the shell does)\n", url, url, DemoTable)
 	<-ctx.Done()
 	return nil
 }
