@@ -67,6 +67,9 @@ type ClusterConfig struct {
 	// ExtraLeafArgs and ExtraAggArgs are appended to every leaf's and aggregator's
 	// command line.
 	ExtraLeafArgs []string
+	// LeafArgs, when set, gives more arguments for leaf i alone (after
+	// ExtraLeafArgs), e.g. a smaller memory limit for one leaf.
+	LeafArgs func(i int) []string
 	ExtraAggArgs  []string
 	// Env is added to the harness's environment for every process.
 	Env []string
@@ -295,7 +298,11 @@ func (c *Cluster) startLeaf(ctx context.Context, i, port int) error {
 			"--data", info.DataDir,
 			"--shm-dir", info.ShmDir,
 		}
-		return append(argv, c.cfg.ExtraLeafArgs...)
+		argv = append(argv, c.cfg.ExtraLeafArgs...)
+		if c.cfg.LeafArgs != nil {
+			argv = append(argv, c.cfg.LeafArgs(i)...)
+		}
+		return argv
 	})
 }
 

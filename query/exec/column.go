@@ -2,7 +2,6 @@ package exec
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
@@ -225,15 +224,4 @@ func fillValid(dst []byte, a arrow.Array) {
 		j := off + i
 		dst[i] = (bm[j>>3] >> (j & 7)) & 1
 	}
-}
-
-// dictValues returns the dictionary entries of a viewDict as strings pointing into
-// the block (valid while the block is).
-func dictValues(v *colView, buf []string) []string {
-	n := v.dict.Len()
-	buf = slices.Grow(buf[:0], n)[:n]
-	for i := range buf {
-		buf[i] = v.dict.Value(i)
-	}
-	return buf
 }

@@ -109,7 +109,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		Command: opts.Command,
 		Started: time.Now().UTC().Truncate(time.Second),
 		Machine: machine(),
-		Dataset: Dataset{Rows: opts.Rows, Seed: cfg.Seed, End: cfg.End, Span: cfg.Span.String(), Now: spec.EndUnix},
+		Dataset: Dataset{Rows: opts.Rows, Seed: cfg.Seed, End: cfg.End, Span: spanString(cfg.Span), Now: spec.EndUnix},
 		Runs:    opts.Runs,
 		Leaves:  opts.Leaves,
 	}
@@ -168,4 +168,12 @@ func machine() string {
 		}
 	}
 	return s + ", " + runtime.Version()
+}
+
+// spanString writes d in whole hours when it is some: "24h".
+func spanString(d time.Duration) string {
+	if d%time.Hour == 0 {
+		return fmt.Sprintf("%dh", d/time.Hour)
+	}
+	return d.String()
 }

@@ -78,6 +78,6 @@ func (r *Report) Chart(path string) error {
 	}
 	p.NominalX(names...)
 	p.Y.Min = 0
-	p.Y.Max *= 1.12 // room for the labels above the tallest bar
+	p.Y.Max *= 1.3 // room for the labels and the legend above the tallest bar
 	return p.Save(7*vg.Inch, 4*vg.Inch, path)
 }

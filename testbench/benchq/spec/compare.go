@@ -91,7 +91,7 @@ func Compare(q Query, reef, duck *QueryRun) Agreement {
 			}
 		}
 	}
-	return Agreement{OK: true, Detail: describe(q, compared)}
+	return Agreement{OK: true, Detail: describe(q, len(reef.Rows), compared)}
 }
 
 // compareTopK checks an ORDER BY value DESC LIMIT answer: the same number of rows,
@@ -125,7 +125,7 @@ func compareTopK(q Query, reef, duck [][]any, dm map[string][]any) Agreement {
 	return Agreement{OK: true}
 }
 
-func describe(q Query, groups int) string {
+func describe(q Query, rows, groups int) string {
 	var parts []string
 	if countChecks(q.Values, Exact) > 0 {
 		parts = append(parts, "counts equal")
@@ -137,11 +137,14 @@ func describe(q Query, groups int) string {
 		parts = append(parts, fmt.Sprintf("percentiles within %g%% of the exact ranks", 100*QuantileAccuracy))
 	}
 	what := fmt.Sprintf("%d groups", groups)
-	if q.Keys == 0 {
+	switch {
+	case q.Keys == 0:
 		what = "1 row"
-	}
-	if q.TopK {
-		what += " (ties at the last place allowed)"
+	case q.TopK:
+		what = fmt.Sprintf("%d rows, %d groups in both (the rest tied at the last place)", rows, groups)
+		if groups == rows {
+			what = fmt.Sprintf("%d rows, the same groups", rows)
+		}
 	}
 	return what + ": " + strings.Join(parts, ", ")
 }
