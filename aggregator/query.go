@@ -334,8 +334,12 @@ func (s *Server) fanOut(ctx context.Context, p *plan.Plan, deadline time.Time) (
 				if ctx.Err() != nil {
 					r.err = fmt.Errorf("no answer before the deadline (%v)", budget.Round(time.Millisecond))
 				}
+				// A child that answered with an HTTP error (busy, timed out,
+				// bad plan) is alive: it misses this query only. One that could not
+				// be reached or did not answer in time is down until a health
+				// check sees it again.
 				var ae *api.Error
-				if !errors.As(r.err, &ae) || ae.Status >= 500 {
+				if !errors.As(r.err, &ae) {
 					r.c.markDown(r.err)
 				}
 				missing = append(missing, r.c)
