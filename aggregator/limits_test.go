@@ -31,8 +31,9 @@ type fakeChild struct {
 
 	mu      sync.Mutex
 	ingests []fakeIngest
-	auth    []string // Authorization headers seen
-	hold    chan struct{}
+	auth    []string      // Authorization headers seen
+	hold    chan struct{} // if set, ingest waits for it to close …
+	held    chan struct{} // … after a send here
 }
 
 type fakeIngest struct {
@@ -89,6 +90,7 @@ func newFakeChild(t *testing.T, groups int) *fakeChild {
 	mux.HandleFunc("POST /v1/ingest/{table}", func(w http.ResponseWriter, r *http.Request) {
 		f.note(r)
 		if f.hold != nil {
+			f.held <- struct{}{}
 			<-f.hold
 		}
 		body, _ := io.ReadAll(r.Body)
@@ -339,23 +341,14 @@ func TestIngestArrowPassThrough(t *testing.T) {
 
 func TestIngestConcurrencyLimit(t *testing.T) {
 	child := newFakeChild(t, 1)
-	child.hold = make(chan struct{})
+	child.hold, child.held = make(chan struct{}), make(chan struct{}, 1)
 	_, srv := newTestAggregator(t, Config{MaxConcurrentIngest: 1}, child)
 	done := make(chan int)
 	go func() {
 		status, _, _ := post(t, srv.URL+"/v1/ingest/t", []byte("{}\n"))
 		done <- status
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		child.mu.Lock()
-		n := len(child.auth)
-		child.mu.Unlock()
-		if n > 1 || time.Now().After(deadline) { // stats polls, then the held ingest
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	<-child.held // the first request holds the aggregator's only ingest slot
 	status, hdr, body := post(t, srv.URL+"/v1/ingest/t", []byte("{}\n"))
 	if msg := errorOf(t, body); status != 429 || hdr.Get("Retry-After") == "" || !strings.Contains(msg, "too many concurrent ingest requests") {
 		t.Errorf("second ingest: %d %v %q", status, hdr, msg)

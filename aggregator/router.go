@@ -180,12 +180,13 @@ func ingestFormat(ct string) (arrow bool, err error) {
 		return false, fmt.Errorf("cannot parse Content-Type %q: %v", ct, err)
 	}
 	switch mt {
-	case api.ContentTypeNDJSON, "application/json", "text/plain":
+	case api.ContentTypeNDJSON, "application/json", "text/plain",
+		"application/x-www-form-urlencoded": // what `curl --data-binary` sends by default
 		return false, nil
 	case api.ContentTypeArrow:
 		return true, nil
 	}
-	return false, fmt.Errorf("unsupported Content-Type %q; send NDJSON as %s (or application/json, text/plain), or an Arrow IPC stream as %s",
+	return false, fmt.Errorf("unsupported Content-Type %q; send NDJSON as %s (or application/json, text/plain; curl's default form type is read as NDJSON too), or an Arrow IPC stream as %s",
 		mt, api.ContentTypeNDJSON, api.ContentTypeArrow)
 }
 

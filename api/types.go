@@ -64,6 +64,10 @@ type StartInfo struct {
 	DurationMS float64 `json:"duration_ms"`
 	Blocks     int     `json:"blocks"`
 	Rows       int64   `json:"rows"`
+	// Tables holds the rows of each table when the leaf became ready, before any
+	// new ingest: what a rolling deploy compares with the rows the previous process
+	// handed over.
+	Tables map[string]int64 `json:"tables,omitempty"`
 }
 
 // Stats answers GET /v1/stats on a leaf, and on an aggregator (summed over its

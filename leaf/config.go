@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/reef-db/reef/internal/auth"
+	"github.com/reef-db/reef/leaf/wal"
 )
 
 // Limits of the ingest path that are not configurable: they bound what one field of
@@ -34,9 +35,22 @@ const (
 type Config struct {
 	// ID names the leaf in stats, logs and (later) its shm directory. Default: "leaf".
 	ID string
-	// DataDir is the directory for the leaf's on-disk state. It is created if
-	// missing. Default: "" (no disk state).
+	// DataDir is the directory for the leaf's on-disk state: the WAL (wal/) and the
+	// compressed disk copies of sealed blocks (blocks/). It is created if missing.
+	// Default: "" (no disk state).
 	DataDir string
+	// ShmDir is the directory of the leaf's sealed block files, mapped read-only and
+	// handed over to the next process (normally on tmpfs; `reef leaf` uses
+	// /dev/shm/reef/<id>). Default: DataDir/shm when DataDir is set; else sealed
+	// blocks stay in the Go heap and nothing outlives the process.
+	ShmDir string
+	// WALSync is the fsync policy of the WAL (default wal.SyncBatch, group commit),
+	// and WALSegmentBytes the size of its segment files (default 64 MiB).
+	WALSync         wal.SyncPolicy
+	WALSegmentBytes int64
+	// LockWait bounds the wait at start for the previous process of the same leaf
+	// to let go of the shm and data directories. Default: 10s.
+	LockWait time.Duration
 
 	// MemoryLimit bounds the bytes held by sealed blocks and open builders.
 	// Default: 2 GiB.
@@ -106,6 +120,8 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	neg("MemoryLimit", c.MemoryLimit < 0)
+	neg("WALSegmentBytes", c.WALSegmentBytes < 0)
+	neg("LockWait", c.LockWait < 0)
 	neg("SealAge", c.SealAge < 0)
 	neg("MaxAge", c.MaxAge < 0)
 	neg("MaxTableBytes", c.MaxTableBytes < 0)
@@ -127,6 +143,8 @@ func (c Config) withDefaults() (Config, error) {
 	}
 
 	setDef(&c.ID, "leaf")
+	setDef(&c.WALSegmentBytes, wal.DefaultSegmentBytes)
+	setDef(&c.LockWait, 10*time.Second)
 	setDef(&c.MemoryLimit, 2<<30)
 	setDef(&c.SealAge, 2*time.Second)
 	setDef(&c.RetentionInterval, time.Second)

@@ -15,11 +15,13 @@ import (
 	"github.com/golang/snappy"
 
 	"github.com/reef-db/reef/api"
+	"github.com/reef-db/reef/leaf/wal"
 )
 
-// handleIngest serves POST /v1/ingest/{table}: an NDJSON body, optionally gzip- or
-// snappy-compressed (Content-Encoding), one JSON object per line. It answers
-// api.IngestResult once every accepted row is in the table.
+// handleIngest serves POST /v1/ingest/{table}: an NDJSON body (one JSON object per
+// line) or an Arrow IPC stream (arrow.go), optionally gzip- or snappy-compressed
+// (Content-Encoding). It answers api.IngestResult once every accepted row is in the
+// table.
 func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("table")
 	status := s.ingest(w, r, name)
@@ -115,15 +117,20 @@ func (s *Server) storeBatch(w http.ResponseWriter, r *http.Request, name, enc st
 		return http.StatusBadRequest
 	}
 	s.metrics.ingestBytes.Add(float64(len(body)))
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); isArrow(mt) {
+		return s.storeArrow(w, name, body, res, now)
+	}
 
 	// The rows take at most about as much memory as their JSON text, and the open
-	// block may double its buffers while they go in.
+	// block may double its buffers while they go in; twice that is reserved, for a
+	// query's build of the grown block (store.reserve).
 	need := int64(len(body))
 	if t, _ := s.store.table(name, false); t != nil {
 		t.mu.Lock()
 		need += t.bBytes
 		t.mu.Unlock()
 	}
+	need *= 2
 	if !s.store.reserve(need) {
 		s.metrics.ingestRefused.WithLabelValues("memory").Inc()
 		writeRetry(w, http.StatusTooManyRequests, 5, "cannot ingest into %q: leaf %s is full (%d of %d bytes used, the batch may need %d) and nothing is past retention; send the batch to another leaf",
@@ -132,9 +139,18 @@ func (s *Server) storeBatch(w http.ResponseWriter, r *http.Request, name, enc st
 	}
 	defer s.store.unreserve(need)
 
+	seq, logged, err := s.logBatch(res, name, wal.FormatNDJSON, body, now)
+	if err != nil {
+		s.metrics.ingestRefused.WithLabelValues("wal").Inc()
+		writeRetry(w, http.StatusServiceUnavailable, 5, "cannot ingest into %q: leaf %s %v; send the batch to another leaf", name, s.cfg.ID, err)
+		return http.StatusServiceUnavailable
+	}
+	defer logged()
+
 	d := s.decoders.Get().(*decoder)
 	defer s.decoders.Put(d)
 	d.reset(res, now)
+	d.walPos.seq = seq
 	err = d.ingest(s.store, name, body)
 	s.metrics.ingestRows.WithLabelValues("accepted").Add(float64(res.Accepted))
 	s.metrics.ingestRows.WithLabelValues("rejected").Add(float64(res.Rejected))
@@ -163,10 +179,12 @@ func checkContentType(ct string) string {
 		return fmt.Sprintf("cannot parse Content-Type %q: %v", ct, err)
 	}
 	switch mt {
-	case api.ContentTypeNDJSON, "application/json", "text/plain":
+	case api.ContentTypeNDJSON, "application/json", "text/plain", api.ContentTypeArrow,
+		"application/x-www-form-urlencoded": // what `curl --data-binary` sends by default
 		return ""
 	}
-	return fmt.Sprintf("unsupported Content-Type %q; send NDJSON as %s (or application/json, text/plain)", mt, api.ContentTypeNDJSON)
+	return fmt.Sprintf("unsupported Content-Type %q; send NDJSON as %s (or application/json, text/plain; curl's default form type is read as NDJSON too), or an Arrow IPC stream as %s",
+		mt, api.ContentTypeNDJSON, api.ContentTypeArrow)
 }
 
 // readBody reads the whole request body into buf, decompressed, failing with an

@@ -57,6 +57,8 @@ type decoder struct {
 	hints     []*column
 	hintTable *table
 	nfield    int // values of the current row so far
+
+	walPos // WAL record of the batch, lines to skip in a replay (persist.go)
 }
 
 // maxHints bounds decoder.hints.
@@ -69,6 +71,7 @@ func (d *decoder) reset(res *api.IngestResult, now time.Time) {
 	d.res, d.now, d.line, d.errs = res, now, 0, 0
 	clear(d.hints)
 	d.hints, d.hintTable = d.hints[:0], nil
+	d.walPos = walPos{}
 }
 
 // ingest decodes body into the named table of st. Rows go in as they are decoded; on
@@ -108,6 +111,9 @@ func (d *decoder) row(t *table, line []byte) {
 	if len(line) == 0 || len(bytes.TrimLeft(line, " \t")) == 0 {
 		return
 	}
+	if d.covered() {
+		return // a replay, and the row is in a sealed block already
+	}
 	if len(line) > d.cfg.MaxLineBytes {
 		d.rejectRow("line is %d bytes long, the limit is %d", len(line), d.cfg.MaxLineBytes)
 		return
@@ -140,8 +146,7 @@ func (d *decoder) row(t *table, line []byte) {
 	d.object(t, o, 1)
 	t.b.SetInt(0, ts) // the time column is index 0 of every builder
 	t.b.EndRow()
-	d.res.Accepted++
-	t.rowAdded(ts, d.now)
+	d.stored(t, ts)
 }
 
 // object decodes the fields of o, whose flattened name prefix is in d.name.
@@ -279,6 +284,12 @@ func (d *decoder) setField(t *table, v *fastjson.Value) {
 		}
 		d.set = append(d.set, s)
 	}
+	d.putSet(t)
+}
+
+// putSet stores the elements in d.set, all checked, as the set value of the column
+// named d.name.
+func (d *decoder) putSet(t *table) {
 	i, c := d.column(t, block.TypeSet)
 	switch {
 	case i < 0:
@@ -304,11 +315,23 @@ func (d *decoder) numberField(t *table, v *fastjson.Value, sampleRate bool) {
 		d.rejectField("%v", err)
 		return
 	}
+	d.putNumber(t, n, d.num, sampleRate)
+}
+
+// putNumber stores n in the column named d.name, converted to the column's type
+// when that is lossless; raw is n's text for error messages (nil: n formatted).
+func (d *decoder) putNumber(t *table, n number, raw []byte, sampleRate bool) {
+	text := func() []byte {
+		if raw == nil {
+			return n.appendText(d.num[:0])
+		}
+		return raw
+	}
 	if sampleRate {
 		// sample_rate is always an int column of values ≥ 1.
 		r, ok := n.asInt()
 		if !ok || r < 1 {
-			d.rejectField("%s must be an integer ≥ 1, not %s", block.SampleRateColumn, d.num)
+			d.rejectField("%s must be an integer ≥ 1, not %s", block.SampleRateColumn, text())
 			return
 		}
 		n = number{i: r}
@@ -325,7 +348,7 @@ func (d *decoder) numberField(t *table, v *fastjson.Value, sampleRate bool) {
 	case block.TypeInt:
 		x, ok := n.asInt()
 		if !ok {
-			d.rejectField("column is int and %s is not a whole number in the int64 range", d.num)
+			d.rejectField("column is int and %s is not a whole number in the int64 range", text())
 			return
 		}
 		t.b.SetInt(i, x)
@@ -395,6 +418,14 @@ func (n number) asInt() (int64, bool) {
 		return 0, false
 	}
 	return int64(n.f), true
+}
+
+// appendText appends n as text to b.
+func (n number) appendText(b []byte) []byte {
+	if n.isFloat {
+		return strconv.AppendFloat(b, n.f, 'g', -1, 64)
+	}
+	return strconv.AppendInt(b, n.i, 10)
 }
 
 func (n number) asFloat() float64 {
@@ -558,49 +589,64 @@ func (d *decoder) parseTime(v *fastjson.Value) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		if n.isFloat {
-			f := n.f
-			switch {
-			case f > nsThreshold:
-				f /= 1e9
-			case f > usThreshold:
-				f /= 1e6
-			case f > msThreshold:
-				f /= 1e3
-			}
-			if f < 0 || f >= 1<<63 {
-				return 0, fmt.Errorf("%s is out of range; send unix seconds", raw)
-			}
-			return int64(f), nil
-		}
-		i := n.i
-		switch {
-		case i > nsThreshold:
-			i /= 1e9
-		case i > usThreshold:
-			i /= 1e6
-		case i > msThreshold:
-			i /= 1e3
-		}
-		if i < 0 {
-			return 0, fmt.Errorf("%d is before 1970; send unix seconds", i)
-		}
-		return i, nil
+		return timeFromNumber(n, raw)
 	case fastjson.TypeString:
 		s, _ := v.StringBytes()
-		if len(s) > 64 {
-			return 0, fmt.Errorf("a %d-byte string is not an RFC 3339 time", len(s))
-		}
-		// time.Parse keeps no reference to its input once it returned (its error
-		// does, but the error is dropped here), so the parser's bytes can be lent.
-		tm, err := time.Parse(time.RFC3339Nano, unsafe.String(unsafe.SliceData(s), len(s)))
-		if err != nil {
-			return 0, fmt.Errorf("%q is not an RFC 3339 time (like 2006-01-02T15:04:05Z)", s)
-		}
-		if tm.Unix() < 0 {
-			return 0, fmt.Errorf("%q is before 1970", s)
-		}
-		return tm.Unix(), nil
+		return timeFromString(s)
 	}
 	return 0, fmt.Errorf("a %s is not a time; send unix seconds or an RFC 3339 string", v.Type())
+}
+
+// timeFromNumber reads a numeric time: unix seconds (a float is truncated), or a
+// larger value scaled down from milliseconds, microseconds or nanoseconds. raw is
+// the number's text for errors (nil: n formatted).
+func timeFromNumber(n number, raw []byte) (int64, error) {
+	if n.isFloat {
+		f := n.f
+		switch {
+		case f > nsThreshold:
+			f /= 1e9
+		case f > usThreshold:
+			f /= 1e6
+		case f > msThreshold:
+			f /= 1e3
+		}
+		if f < 0 || f >= 1<<63 || math.IsNaN(f) {
+			if raw == nil {
+				raw = n.appendText(nil)
+			}
+			return 0, fmt.Errorf("%s is out of range; send unix seconds", raw)
+		}
+		return int64(f), nil
+	}
+	i := n.i
+	switch {
+	case i > nsThreshold:
+		i /= 1e9
+	case i > usThreshold:
+		i /= 1e6
+	case i > msThreshold:
+		i /= 1e3
+	}
+	if i < 0 {
+		return 0, fmt.Errorf("%d is before 1970; send unix seconds", i)
+	}
+	return i, nil
+}
+
+// timeFromString reads an RFC 3339 time as unix seconds.
+func timeFromString(s []byte) (int64, error) {
+	if len(s) > 64 {
+		return 0, fmt.Errorf("a %d-byte string is not an RFC 3339 time", len(s))
+	}
+	// time.Parse keeps no reference to its input once it returned (its error
+	// does, but the error is dropped here), so the caller's bytes can be lent.
+	tm, err := time.Parse(time.RFC3339Nano, unsafe.String(unsafe.SliceData(s), len(s)))
+	if err != nil {
+		return 0, fmt.Errorf("%q is not an RFC 3339 time (like 2006-01-02T15:04:05Z)", s)
+	}
+	if tm.Unix() < 0 {
+		return 0, fmt.Errorf("%q is before 1970", s)
+	}
+	return tm.Unix(), nil
 }

@@ -34,6 +34,7 @@ type Server struct {
 	metrics *metrics
 	handler http.Handler
 	start   api.StartInfo
+	persist // WAL, shm blocks, disk copies, start paths (persist.go)
 
 	ingestSlots chan struct{} // one token per ingest request in flight
 	querySlots  chan struct{} // one token per query in flight
@@ -54,8 +55,10 @@ type Server struct {
 	closeOnce sync.Once
 }
 
-// New starts a leaf: it checks cfg, recovers the leaf's data (for now a leaf always
-// starts empty), and starts the background work. The leaf is ready when New returns.
+// New starts a leaf: it checks cfg, recovers the leaf's data (recover.go: attach a
+// handoff's blocks, or check shm blocks and replay the WAL after a crash, or load
+// disk copies after a reboot), and starts the background work. The leaf is ready
+// when New returns.
 func New(cfg Config) (*Server, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -82,8 +85,15 @@ func New(cfg Config) (*Server, error) {
 		stop:        make(chan struct{}),
 	}
 	s.cfg.Logger = s.log
-	s.store = newStore(&s.cfg, heapStore{}, s.metrics)
 	s.decoders.New = func() any { return newDecoder(&s.cfg) }
+	if err := s.openStorage(); err != nil {
+		s.stopPersistWork()
+		if s.store != nil {
+			s.store.close()
+		}
+		s.closeStorage()
+		return nil, fmt.Errorf("cannot start leaf %s: %w", cfg.ID, err)
+	}
 	s.metrics.registerGauges(gauges{
 		memoryUsed:  func() float64 { return float64(s.store.used()) },
 		memoryLimit: float64(cfg.MemoryLimit),
@@ -93,12 +103,13 @@ func New(cfg Config) (*Server, error) {
 	})
 	s.handler = guard.Wrap(s.routes())
 
-	s.start = api.StartInfo{Path: "empty", DurationMS: msSince(began)}
+	s.start.DurationMS = msSince(began)
 	s.state.Store(stateReady)
 	s.bg.Add(1)
 	go s.background()
+	s.startPersist()
 	s.log.Info("leaf ready", "start", s.start.Path, "duration_ms", s.start.DurationMS,
-		"memory_limit", cfg.MemoryLimit)
+		"blocks", s.start.Blocks, "rows", s.start.Rows, "memory_limit", cfg.MemoryLimit)
 	return s, nil
 }
 
@@ -145,13 +156,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// Close stops the background work and frees every block. The handler must not be
-// serving any more. Close is idempotent.
+// Close stops the background work and frees every block; block files, their disk
+// copies and the WAL stay for the next start. The handler must not be serving any
+// more. Close is idempotent.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.stop)
 		s.bg.Wait()
+		s.stopPersistWork() // block files stay for the next process
 		s.store.close()
+		s.closeStorage()
 		s.log.Info("leaf closed")
 	})
 	return nil

@@ -26,8 +26,18 @@ type store struct {
 	reserved atomic.Int64  // bytes promised to ingest requests in progress
 	ids      atomic.Uint64 // last block id handed out
 
+	// openBytes is the part of mem held by open builders. Ingest keeps as much
+	// again free, since a query builds a copy of each open block it reads.
+	openBytes atomic.Int64
+
 	mu     sync.RWMutex
 	tables map[string]*table
+
+	// pendingChecks counts blocks whose deferred check (blockCheck) has not passed;
+	// while it is 0, snapshots skip checking. onCorrupt is told of a block that
+	// failed its check.
+	pendingChecks atomic.Int64
+	onCorrupt     func(r *blockRef, err error)
 
 	retainMu   sync.Mutex   // one retention pass at a time
 	idleRetain atomic.Int64 // unix nanos of the last pass that dropped nothing
@@ -98,9 +108,12 @@ func (st *store) snapshot(name string) *snapshot {
 		return snap
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if !t.dropped {
 		t.addTo(snap)
+	}
+	t.mu.Unlock()
+	if st.pendingChecks.Load() > 0 && !st.checkSnapshot(snap) {
+		return st.snapshotAgain(name, snap) // damaged blocks were reloaded
 	}
 	return snap
 }
@@ -152,9 +165,13 @@ func (st *store) retain(now time.Time) int {
 // leaf would otherwise go over its memory limit. It reports false, promising
 // nothing, when even then there is no room. A granted reservation is returned with
 // unreserve once the rows are stored (and charged to mem).
+//
+// Room for a build of every open block (openBytes) is kept free besides: queries
+// build them without asking. A request therefore reserves twice the growth it
+// expects of its open block, once for the builder and once for its build.
 func (st *store) reserve(need int64) bool {
 	fits := func() bool {
-		if st.mem.Load()+st.reserved.Add(need) <= st.cfg.MemoryLimit {
+		if st.mem.Load()+st.openBytes.Load()+st.reserved.Add(need) <= st.cfg.MemoryLimit {
 			return true
 		}
 		st.reserved.Add(-need)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/reef-db/reef/api"
 	"github.com/reef-db/reef/block"
+	"github.com/reef-db/reef/leaf/wal"
 )
 
 // column is one column of a table's schema. A column's type is fixed for the life
@@ -47,6 +48,8 @@ type table struct {
 	sealed     []*blockRef
 	sealedRows int64
 	sealedSize int64
+
+	cover wal.Coverage // WAL lines whose rows are in b (persist.go)
 }
 
 func newTable(st *store, name string) *table {
@@ -67,8 +70,10 @@ func (t *table) newBuilder() {
 	}
 	t.builderIndex(t.cols[0]) // the time column is always index 0
 	t.bFirst = time.Time{}
+	t.cover = wal.Coverage{} // the sealed block's went to the block store
 	t.bMeasured, t.bMeasRows = 0, 0
 	t.st.mem.Add(-t.bBytes)
+	t.st.openBytes.Add(-t.bBytes)
 	t.bBytes = 0
 	t.gen++
 }
@@ -127,6 +132,7 @@ func (t *table) account() {
 		est = t.bMeasured + t.bMeasured/int64(t.bMeasRows)*int64(rows-t.bMeasRows)
 	}
 	t.st.mem.Add(est - t.bBytes)
+	t.st.openBytes.Add(est - t.bBytes)
 	t.bBytes = est
 }
 
@@ -162,7 +168,7 @@ func (t *table) seal() {
 		return
 	}
 	t.open = nil
-	kept, err := t.st.blocks.Keep(ref.blk)
+	kept, err := t.st.blocks.Keep(ref.blk, t.cover)
 	switch {
 	case err != nil:
 		t.st.log.Error("cannot keep sealed block; serving it from the heap",
@@ -257,6 +263,7 @@ func (t *table) releaseAll() {
 		t.open = nil
 	}
 	t.st.mem.Add(-t.bBytes)
+	t.st.openBytes.Add(-t.bBytes)
 	t.bBytes = 0
 	t.dropped = true
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/peterh/liner"
 
 	"github.com/reef-db/reef/api"
+	"github.com/reef-db/reef/internal/auth"
 )
 
 // DefaultAddr is the aggregator the shell talks to unless told otherwise.
@@ -32,6 +33,7 @@ const maxTokenBytes = 64 << 10
 type Options struct {
 	Addr        string        // aggregator URL; default DefaultAddr
 	Token       string        // bearer token; empty: none
+	TLSCAFile   string        // PEM CA file to trust for an https:// Addr; empty: the system's CAs
 	Command     string        // run these statements/commands and exit (-c)
 	Format      string        // table (default), csv, json, ndjson
 	Timeout     time.Duration // per query; 0: the server's default
@@ -56,15 +58,19 @@ func (o *Options) Flags(fs *flag.FlagSet, tokenFile *string) {
 	fs.StringVar(&o.Format, "format", FormatTable, "output `format`: table, csv, json or ndjson")
 	fs.DurationVar(&o.Timeout, "timeout", 0, "query timeout, e.g. 5s (0: the server's default)")
 	fs.Float64Var(&o.MinCoverage, "min-coverage", 0, "fail queries that cover less than this `percent` of the data")
-	fs.StringVar(tokenFile, "token-file", "", "read the bearer token from this `file` (default: $REEF_TOKEN)")
+	fs.StringVar(tokenFile, "token-file", "", "read the bearer token from this `file` (default: $REEF_TOKEN, else $REEF_QUERY_TOKEN)")
+	fs.StringVar(&o.TLSCAFile, "tls-ca", "", "PEM `file` of CA certificates to trust for an https:// --addr (e.g. a self-signed certificate)")
 	fs.StringVar(&o.HistoryFile, "history", "", "history `file` (default: <config dir>/reef/history; - for none)")
 }
 
 // Token returns the bearer token: the contents of tokenFile if one is given, else
-// $REEF_TOKEN.
+// $REEF_TOKEN, else $REEF_QUERY_TOKEN (the aggregator's query token).
 func Token(tokenFile string) (string, error) {
 	if tokenFile == "" {
-		return strings.TrimSpace(os.Getenv("REEF_TOKEN")), nil
+		if tok := strings.TrimSpace(os.Getenv("REEF_TOKEN")); tok != "" {
+			return tok, nil
+		}
+		return strings.TrimSpace(os.Getenv(auth.EnvQueryToken)), nil
 	}
 	f, err := os.Open(tokenFile)
 	if err != nil {
@@ -157,6 +163,16 @@ func Run(ctx context.Context, o Options) int {
 		client = api.NewClient(addr)
 		client.Token = o.Token
 		defer client.HTTP.CloseIdleConnections()
+		if o.TLSCAFile != "" {
+			cfg, err := auth.ClientTLS(o.TLSCAFile)
+			if err == nil {
+				err = client.SetTLSConfig(cfg)
+			}
+			if err != nil {
+				fmt.Fprintf(o.Stderr, "reef shell: %v\n", err)
+				return 2
+			}
+		}
 	}
 
 	interactive := o.Command == "" && isTerminalStream(o.Stdin) && isTerminalStream(o.Stdout)

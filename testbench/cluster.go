@@ -585,6 +585,11 @@ func (c *Cluster) RestartLeaf(ctx context.Context, i int) error {
 func (c *Cluster) Close() error {
 	c.opMu.Lock()
 	defer c.opMu.Unlock()
+	var adoptErr error
+	if !c.isClosed() {
+		// Leaves another program restarted (a rolling deploy) are stopped too.
+		_, adoptErr = c.adopt()
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -615,6 +620,7 @@ func (c *Cluster) Close() error {
 	}
 	wg.Wait()
 	errs = append(errs, leafErrs...)
+	errs = append(errs, adoptErr)
 
 	c.http.CloseIdleConnections()
 	c.mu.Lock()

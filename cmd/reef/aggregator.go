@@ -24,9 +24,16 @@ func runAggregator(args []string) int {
 	health := fs.Duration("health-interval", time.Second, "how often children are polled")
 	maxBody := fs.Int64("max-body-bytes", 256<<20, "largest ingest request body")
 	batch := fs.Int("batch-bytes", 4<<20, "largest batch sent to one leaf")
+	limits := addAggLimits(fs)
+	accessFlags := addAccess(fs, true)
 	_ = fs.Parse(args)
 
 	if err := checkListen(*listen, *public); err != nil {
+		fmt.Fprintln(os.Stderr, "reef aggregator:", err)
+		return 2
+	}
+	acc, err := accessFlags.load()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "reef aggregator:", err)
 		return 2
 	}
@@ -37,7 +44,9 @@ func runAggregator(args []string) int {
 		}
 	}
 	log := newLogger("aggregator", *listen)
-	srv, err := aggregator.New(aggregator.Config{
+	cfg := aggregator.Config{
+		Tokens:         acc.tokens,
+		TLS:            acc.clientTLS,
 		Children:       children,
 		ClusterFile:    *clusterFile,
 		QueryTimeout:   *timeout,
@@ -46,7 +55,9 @@ func runAggregator(args []string) int {
 		MaxBodyBytes:   *maxBody,
 		BatchBytes:     *batch,
 		Logger:         log,
-	})
+	}
+	limits.apply(&cfg)
+	srv, err := aggregator.New(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "reef aggregator:", err)
 		return 2
@@ -73,7 +84,7 @@ func runAggregator(args []string) int {
 	t0 := time.Now()
 	srv.Start(ctx)
 	log.Info("children polled", "children", len(children), "took", time.Since(t0).Round(time.Millisecond))
-	err = serveHTTP(ctx, log, *listen, srv.Handler(), 10*time.Second, nil)
+	err = serveHTTP(ctx, log, *listen, srv.Handler(), 10*time.Second, nil, acc.serverTLS)
 	srv.Close()
 	if err != nil {
 		log.Error("stopped with error", "err", err)

@@ -5,6 +5,9 @@
 //	reef shell       the interactive SQL shell
 //	reef local       a local cluster with demo data, for trying reef out
 //	reef gen         the testbench event generator (NDJSON to stdout or a URL)
+//	reef bench       benchmarks with reports (reef bench queries, …)
+//	reef dump        export a block file as an Arrow IPC file
+//	reef cluster     read and update a local cluster's cluster.json (for scripts)
 //
 // All logic lives in the packages; this file only parses flags and wires them.
 package main
@@ -23,6 +26,9 @@ var commands = []struct {
 	{"shell", "interactive SQL shell", runShell},
 	{"local", "start a local cluster with demo data", runLocal},
 	{"gen", "generate demo events as NDJSON (to stdout or an ingest URL)", runGen},
+	{"bench", "benchmarks: reef bench queries (side by side with DuckDB), …", runBench},
+	{"dump", "export a block file (.blk or .blk.sz) as an Arrow IPC file", runDump},
+	{"cluster", "read and update a local cluster's cluster.json and leaf stats (for scripts)", runCluster},
 }
 
 func usage() {

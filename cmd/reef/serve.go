@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,22 +37,24 @@ func checkListen(addr string, public bool) error {
 }
 
 // serveHTTP serves h on addr until ctx ends, then shuts down gracefully (in-flight
-// requests get up to grace to finish).
-func serveHTTP(ctx context.Context, log *slog.Logger, addr string, h http.Handler, grace time.Duration, onListen func(net.Addr)) error {
+// requests get up to grace to finish). With tlsCfg it serves HTTPS.
+func serveHTTP(ctx context.Context, log *slog.Logger, addr string, h http.Handler, grace time.Duration, onListen func(net.Addr), tlsCfg *tls.Config) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", addr, err)
 	}
+	ln = listenTLS(ln, tlsCfg)
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	if onListen != nil {
 		onListen(ln.Addr())
 	}
-	log.Info("listening", "addr", ln.Addr().String())
+	log.Info("listening", "addr", ln.Addr().String(), "scheme", scheme(tlsCfg))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -289,11 +289,11 @@ func (g *Guard) Check(method, path, authorization string) Decision {
 	switch {
 	case authorization == "":
 		return Decision{http.StatusUnauthorized,
-			fmt.Sprintf("missing bearer token: %s; send it as Authorization: Bearer <token>", what),
+			fmt.Sprintf("missing bearer token: %s; send the header Authorization: Bearer TOKEN", what),
 			`Bearer realm="reef"`}
 	case !found || !strings.EqualFold(scheme, "Bearer") || tok == "":
 		return Decision{http.StatusUnauthorized,
-			fmt.Sprintf("unsupported Authorization header: %s; send it as Authorization: Bearer <token>", what),
+			fmt.Sprintf("unsupported Authorization header: %s; send the header Authorization: Bearer TOKEN", what),
 			`Bearer realm="reef", error="invalid_request"`}
 	}
 	have := g.match(tok)

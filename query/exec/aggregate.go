@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/DataDog/sketches-go/ddsketch"
-	"github.com/DataDog/sketches-go/ddsketch/store"
 	"github.com/axiomhq/hyperloglog"
 
 	"github.com/reef-db/reef/query/agg"
@@ -27,6 +26,7 @@ type acc struct {
 	pos  []hist    // percentile: bins of positive values
 	neg  []hist    // percentile: bins of negative values, by magnitude
 	zero []float64
+	pend []binAdd // percentile: queued bin additions (see percentile.go)
 	hll  []*hyperloglog.Sketch
 
 	s    *scratch // the worker's buffers
@@ -104,6 +104,7 @@ func (a *acc) fillStates(out [][]agg.State, j int) {
 			out[i][j] = &slab[i]
 		}
 	case plan.AggPercentile:
+		a.flushBins()
 		slab := make([]agg.PercentileState, len(out))
 		for i := range out {
 			g := i + 1
@@ -425,85 +426,6 @@ func codeAt(v *colView, i int) int {
 	return int(v.c32[i])
 }
 
-func (a *acc) percentile(v *colView, rows, gids []uint32, wts []int64) error {
-	// Gather the selected values into a dense buffer first: the loads are
-	// independent, so the memory system overlaps them, and the sketch loop then runs
-	// on cached data. NULLs become NaN, which the sketch ignores.
-	if cap(a.s.fbuf) < len(rows) {
-		a.s.fbuf = make([]float64, len(rows), max(len(rows), block64k))
-	}
-	buf := a.s.fbuf[:len(rows)]
-	switch v.kind {
-	case viewInt:
-		switch {
-		case v.u8 != nil:
-			gatherFloats(v.u8, v.base, rows, buf)
-		case v.u16 != nil:
-			gatherFloats(v.u16, v.base, rows, buf)
-		case v.u32 != nil:
-			gatherFloats(v.u32, v.base, rows, buf)
-		default:
-			gatherFloats(v.i64, v.base, rows, buf)
-		}
-	case viewFloat:
-		vals := v.f64
-		for k, i := range rows {
-			buf[k] = vals[i]
-		}
-	default:
-		return typeError(a.spec.fn, v, a.spec.col)
-	}
-	if v.valid != nil {
-		for k, i := range rows {
-			if v.valid[i] == 0 {
-				buf[k] = math.NaN()
-			}
-		}
-	}
-	gids = gids[:len(buf)]
-	if wts == nil {
-		for k, x := range buf {
-			a.addSketch(gids[k], x, 1)
-		}
-		return nil
-	}
-	for k, x := range buf {
-		a.addSketch(gids[k], x, float64(wts[rows[k]]))
-	}
-	return nil
-}
-
-func gatherFloats[T intRaw](raw []T, base int64, rows []uint32, buf []float64) {
-	buf = buf[:len(rows)]
-	for k, i := range rows {
-		buf[k] = float64(int64(raw[i]) + base)
-	}
-}
-
-var (
-	sketchMinValue = agg.SketchMapping.MinIndexableValue()
-	sketchMaxValue = agg.SketchMapping.MaxIndexableValue()
-)
-
-// addSketch adds x with weight w to group g's sketch, as DDSketch.AddWithCount
-// would, but into the worker's own bins (no interface call per value).
-func (a *acc) addSketch(g uint32, x, w float64) {
-	switch {
-	case x > sketchMinValue:
-		if x > sketchMaxValue {
-			return
-		}
-		a.pos[g].add(agg.SketchMapping.Index(x), w)
-	case x < -sketchMinValue:
-		if x < -sketchMaxValue {
-			return
-		}
-		a.neg[g].add(agg.SketchMapping.Index(-x), w)
-	case x == x:
-		a.zero[g] += w
-	}
-}
-
 func (a *acc) distinct(v *colView, rows, gids []uint32) error {
 	valid := v.valid
 	if len(a.seen.used) > maxSeenPairs {
@@ -626,69 +548,6 @@ func weights(v *colView, wts []int64) []int64 {
 		}
 	}
 	return wts
-}
-
-// hist counts values per sketch bin index over a contiguous range that grows by
-// doubling. It becomes a DDSketch store once, when the worker hands over its
-// groups.
-type hist struct {
-	off  int // index of bins[0]
-	bins []float64
-}
-
-func (h *hist) add(index int, w float64) {
-	j := index - h.off
-	if uint(j) >= uint(len(h.bins)) {
-		j = h.grow(index)
-	}
-	h.bins[j] += w
-}
-
-// grow extends the range to include index and returns its position.
-func (h *hist) grow(index int) int {
-	if len(h.bins) == 0 {
-		h.bins = make([]float64, 128)
-		h.off = index - 64
-		return 64
-	}
-	lo, hi := min(h.off, index), max(h.off+len(h.bins)-1, index)
-	n := max(2*len(h.bins), hi-lo+1)
-	// Leave room on the side that grew.
-	if index < h.off {
-		lo = hi - n + 1
-	}
-	bins := make([]float64, n)
-	copy(bins[h.off-lo:], h.bins)
-	h.bins, h.off = bins, lo
-	return index - lo
-}
-
-// store returns the counts as a DDSketch dense store, allocated once at its final
-// size (adding the extreme bins first).
-func (h *hist) store() *store.DenseStore {
-	s := store.NewDenseStore()
-	first, last := -1, -1
-	for j, c := range h.bins {
-		if c > 0 {
-			if first < 0 {
-				first = j
-			}
-			last = j
-		}
-	}
-	if first < 0 {
-		return s
-	}
-	s.AddWithCount(h.off+last, h.bins[last])
-	if first != last {
-		s.AddWithCount(h.off+first, h.bins[first])
-	}
-	for j := first + 1; j < last; j++ {
-		if c := h.bins[j]; c > 0 {
-			s.AddWithCount(h.off+j, c)
-		}
-	}
-	return s
 }
 
 // pairSet is a set of 64-bit keys with open addressing. Two pairs may share a key with probability

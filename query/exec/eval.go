@@ -228,21 +228,8 @@ func prejudge(n *node, c *block.Column, rows int) (verdict result, ok bool) {
 // intVerdict decides "x inside (or outside) [lo, hi]" from an int column's
 // statistics, when it can.
 func intVerdict(st block.ColumnStats, lo, hi int64, inside bool) (result, bool) {
-	if !st.HasMinMax {
-		return rNone, false
-	}
-	ilo, ihi := max(lo, st.MinI), min(hi, st.MaxI)
-	switch {
-	case ilo > ihi: // no value of the block is in [lo, hi]
-		if inside {
-			return rNone, true
-		}
-		return rAll, true
-	case ilo == st.MinI && ihi == st.MaxI: // every value is
-		if inside {
-			return rAll, true
-		}
-		return rNone, true
+	if r, _, _ := narrowRange(st, lo, hi, inside); r != rMask {
+		return r, true
 	}
 	return rNone, false
 }
@@ -423,25 +410,11 @@ func floatCmp(vals []float64, op plan.Op, f float64, dst []byte) {
 // when !inside), using the column statistics first and the raw narrowed values
 // otherwise. NULL rows are cleared by the caller.
 func evalIntRange(v *colView, lo, hi int64, inside bool, dst []byte) result {
-	if st := v.col.Stats; st.HasMinMax {
-		ilo, ihi := max(lo, st.MinI), min(hi, st.MaxI)
-		switch {
-		case ilo > ihi: // no value of the block is in [lo, hi]
-			if inside {
-				return rNone
-			}
-			return allValid(v, dst)
-		case ilo == st.MinI && ihi == st.MaxI: // every value is
-			if inside {
-				return allValid(v, dst)
-			}
-			return rNone
-		}
-		lo, hi = ilo, ihi
-	} else if lo > hi {
-		if inside {
-			return rNone
-		}
+	var r result
+	switch r, lo, hi = narrowRange(v.col.Stats, lo, hi, inside); r {
+	case rNone:
+		return rNone
+	case rAll:
 		return allValid(v, dst)
 	}
 	switch {

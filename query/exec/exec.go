@@ -52,6 +52,7 @@ func Execute(ctx context.Context, p *plan.Plan, blocks []*block.Block, opt Optio
 		blocks = newestFirst(blocks)
 	}
 	workers := make([]*worker, n)
+	parts := make([]*agg.Partial, n)
 	var next atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	for i := range workers {
@@ -67,7 +68,7 @@ func Execute(ctx context.Context, p *plan.Plan, blocks []*block.Block, opt Optio
 			for {
 				k := int(next.Add(1) - 1)
 				if k >= len(blocks) {
-					return nil
+					break
 				}
 				if err := gctx.Err(); err != nil {
 					return err
@@ -76,6 +77,9 @@ func Execute(ctx context.Context, p *plan.Plan, blocks []*block.Block, opt Optio
 					return fmt.Errorf("cannot scan block %d of %q: %w", blocks[k].ID, p.Table, err)
 				}
 			}
+			// Each worker builds its own partial, in parallel with the others.
+			parts[i], err = w.partial()
+			return err
 		})
 	}
 	defer func() {
@@ -91,15 +95,8 @@ func Execute(ctx context.Context, p *plan.Plan, blocks []*block.Block, opt Optio
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	out, err := workers[0].partial()
-	if err != nil {
-		return nil, err
-	}
-	for _, w := range workers[1:] {
-		part, err := w.partial()
-		if err != nil {
-			return nil, err
-		}
+	out := parts[0]
+	for _, part := range parts[1:] {
 		if err := agg.MergeWith(p, out, part, opt.agg()); err != nil {
 			return nil, err
 		}

@@ -14,8 +14,9 @@ import (
 // that rows of groups dropped at the MaxGroups bound fall into (its accumulators are
 // never reported), so kernels need no branch for it.
 type groups struct {
-	index     map[string]uint32
-	keys      [][]plan.Value // keys[gid]; keys[0] is the trash group's
+	index     map[string]uint32 // encoded key (agg.AppendGroupKey) → gid
+	strs      map[string]uint32 // single string key → gid: no key encoding
+	keys      [][]plan.Value    // keys[gid]; keys[0] is the trash group's
 	max       int
 	truncated bool
 	buf       []byte
@@ -32,9 +33,18 @@ func (g *groups) n() int { return len(g.keys) }
 // lookup returns the gid of key, adding the group if it is new and the bound allows
 // (strings are cloned: key may point into a block). added reports a new group.
 func (g *groups) lookup(key []plan.Value) (gid uint32, added bool) {
-	g.buf = agg.AppendGroupKey(g.buf[:0], key)
-	if id, ok := g.index[string(g.buf)]; ok {
-		return id, false
+	// A key of one string, the most common, is looked up as itself; every other key
+	// by its encoding. Each key has one form, so the two maps never disagree.
+	single := len(key) == 1 && key[0].Kind == plan.KindString
+	if single {
+		if id, ok := g.strs[key[0].S]; ok {
+			return id, false
+		}
+	} else {
+		g.buf = agg.AppendGroupKey(g.buf[:0], key)
+		if id, ok := g.index[string(g.buf)]; ok {
+			return id, false
+		}
 	}
 	if len(g.keys)-1 >= g.max {
 		g.truncated = true
@@ -49,7 +59,14 @@ func (g *groups) lookup(key []plan.Value) (gid uint32, added bool) {
 	}
 	id := uint32(len(g.keys))
 	g.keys = append(g.keys, k)
-	g.index[g.mem.bytesStr(g.buf)] = id
+	if single {
+		if g.strs == nil {
+			g.strs = make(map[string]uint32)
+		}
+		g.strs[k[0].S] = id
+	} else {
+		g.index[g.mem.bytesStr(g.buf)] = id
+	}
 	return id, true
 }
 

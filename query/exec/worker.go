@@ -37,6 +37,9 @@ type scratch struct {
 	fbuf   []float64 // percentile: the selected values of a block
 	hashes []uint64  // count_distinct: per dictionary entry
 	stamps []uint32  // count_distinct: per dictionary entry
+
+	dense      *denseScratch // dense grouping on an 8-bit key
+	denseKinds []denseKind
 }
 
 var scratchPool = sync.Pool{New: func() any {
@@ -103,22 +106,17 @@ func (w *worker) scan(b *block.Block) error {
 	n := b.Rows
 	var rows []uint32 // nil: every row
 	if q.filter != nil {
-		mask := w.ev.mask(0, n)
-		r, err := w.ev.eval(q.filter, mask, 0)
+		w.sel = growU32(w.sel, n)
+		sel, all, err := w.ev.selectRows(q.filter, w.sel)
 		if err != nil {
 			return err
 		}
-		switch r {
-		case rNone:
-			return nil
-		case rMask:
-			w.sel = selection(mask, w.sel)
-			rows = w.sel
-			if len(rows) == 0 {
+		if !all {
+			if len(sel) == 0 {
 				return nil
 			}
-			if len(rows) == n {
-				rows = nil
+			if len(sel) < n {
+				rows = sel
 			}
 		}
 	}
@@ -171,17 +169,20 @@ func (w *worker) aggregate(b *block.Block, rows []uint32) error {
 	if len(p.GroupBy) == 0 && rows == nil && !weighted && w.fromMetadata(b) {
 		return nil
 	}
-	ident := w.identity(b.Rows)
-	n := len(rows)
-	if rows == nil {
-		n = b.Rows
-	}
 	var wts []int64
 	if weighted {
 		if cap(w.wts) < b.Rows {
 			w.wts = make([]int64, block.MaxRows)
 		}
 		wts = weights(sr, w.wts[:b.Rows])
+	}
+	if handled, err := w.aggregateDense(rows, wts); handled || err != nil {
+		return err
+	}
+	ident := w.identity(b.Rows)
+	n := len(rows)
+	if rows == nil {
+		n = b.Rows
 	}
 	var gids []uint32
 	if len(p.GroupBy) == 0 {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/reef-db/reef/testbench/benchq/spec"
@@ -75,6 +76,7 @@ func (o Options) resolve() (Options, error) {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
+	o.Progress = &lockedWriter{w: o.Progress} // the DuckDB side's stderr is copied in too
 	return o, nil
 }
 
@@ -112,31 +114,146 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		Dataset: Dataset{Rows: opts.Rows, Seed: cfg.Seed, End: cfg.End, Span: spanString(cfg.Span), Now: spec.EndUnix},
 		Runs:    opts.Runs,
 		Leaves:  opts.Leaves,
+		LoadAvg: [2]float64{loadAvg()},
 	}
 
-	fmt.Fprintf(opts.Progress, "reef: %d leaves + 1 aggregator, %d rows, %d runs per query\n", opts.Leaves, opts.Rows, opts.Runs)
-	reef, err := runReef(ctx, opts, filepath.Join(work, "cluster"))
+	reef, err := startReef(ctx, opts, filepath.Join(work, "cluster"))
 	if err != nil {
 		return nil, err
 	}
-	rep.Reef = *reef
+	defer reef.close()
+	rep.Reef = *reef.e
 
+	var duck *duckSide
 	if opts.NoDuckDB {
 		rep.DuckDBSkipped = "not asked for (--no-duckdb)"
 	} else {
-		duck, why := runDuckDB(ctx, opts, work)
-		if duck == nil {
+		var why string
+		if duck, why = startDuckDB(ctx, opts, work); duck == nil {
 			rep.DuckDBSkipped = why
 			fmt.Fprintf(opts.Progress, "duckdb: skipped: %s\n", why)
 		} else {
-			rep.DuckDB = duck
+			rep.DuckDB = duck.e
 		}
 	}
+
+	rep.measure(ctx, opts, reef, duck)
+	if duck != nil {
+		if err := duck.stop(nil); err != nil {
+			fmt.Fprintf(opts.Progress, "duckdb: warning: did not exit cleanly: %v\n", err)
+		}
+	}
+	reef.close()
 	if err := ctx.Err(); err != nil {
 		return rep, err
 	}
+	rep.LoadAvg[1] = loadAvg()
 	rep.compare()
 	return rep, rep.Write(opts.OutDir)
+}
+
+// measure runs every query once untimed and then opts.Runs times timed on each
+// side, in turns — in each round every query on reef and on DuckDB, the side that
+// goes first alternating — so that other work on the machine falls on both alike.
+// A query that fails on one side is not run there again; a DuckDB side that stops
+// answering is dropped from the report with the reason.
+func (rep *Report) measure(ctx context.Context, opts Options, reef *reefSide, duck *duckSide) {
+	queries := spec.Queries(spec.EndUnix)
+	reefRuns := make([]spec.QueryRun, len(queries))
+	duckRuns := make([]spec.QueryRun, len(queries))
+	server := make([][]float64, len(queries))
+	for j, q := range queries {
+		reefRuns[j] = spec.QueryRun{ID: q.ID, SQL: q.Reef}
+		duckRuns[j] = spec.QueryRun{ID: q.ID, SQL: q.DuckDB}
+	}
+
+	runReef := func(j int, timed bool) {
+		r := &reefRuns[j]
+		if r.Error != "" {
+			return
+		}
+		wall, srv, res, err := reef.run(ctx, queries[j])
+		if err != nil {
+			r.Error, r.RunsMS, r.Rows = err.Error(), nil, nil
+			fmt.Fprintf(opts.Progress, "reef: %s: %v\n", r.ID, err)
+			return
+		}
+		if timed {
+			r.RunsMS = append(r.RunsMS, wall)
+			server[j] = append(server[j], srv)
+		}
+		r.Columns = r.Columns[:0]
+		for _, c := range res.Columns {
+			r.Columns = append(r.Columns, c.Name)
+		}
+		r.Rows = res.Rows
+	}
+	runDuck := func(j int, timed bool) {
+		r := &duckRuns[j]
+		if duck == nil || r.Error != "" {
+			return
+		}
+		a, err := duck.ask("run " + queries[j].ID)
+		if err != nil {
+			rep.DuckDBSkipped = fmt.Sprintf("the DuckDB side stopped answering: %v", duck.stop(err))
+			fmt.Fprintf(opts.Progress, "duckdb: %s\n", rep.DuckDBSkipped)
+			duck, rep.DuckDB = nil, nil
+			return
+		}
+		if a.Error != "" || len(a.RunsMS) != 1 {
+			r.Error, r.RunsMS, r.Rows = a.Error, nil, nil
+			if r.Error == "" {
+				r.Error = fmt.Sprintf("answer with %d times", len(a.RunsMS))
+			}
+			fmt.Fprintf(opts.Progress, "duckdb: %s: %s\n", r.ID, r.Error)
+			return
+		}
+		if timed {
+			r.RunsMS = append(r.RunsMS, a.RunsMS[0])
+		}
+		r.Columns, r.Rows = a.Columns, a.Rows
+	}
+
+	fmt.Fprintf(opts.Progress, "running %d queries: 1 untimed + %d timed rounds\n", len(queries), opts.Runs)
+	for round := 0; round <= opts.Runs && ctx.Err() == nil; round++ {
+		timed := round > 0
+		for j := range queries {
+			if round%2 == 0 {
+				runReef(j, timed)
+				runDuck(j, timed)
+			} else {
+				runDuck(j, timed)
+				runReef(j, timed)
+			}
+		}
+	}
+
+	for j, q := range queries {
+		reefRuns[j].MedianMS = spec.Median(reefRuns[j].RunsMS)
+		reefRuns[j].ServerMedianMS = spec.Median(server[j])
+		line := fmt.Sprintf("%s: reef %s ms", q.ID, ms(reefRuns[j].MedianMS))
+		if duck != nil {
+			d := &duckRuns[j]
+			d.MedianMS = spec.Median(d.RunsMS)
+			if q.DuckDBBounds != "" && d.Error == "" {
+				b, err := duck.ask("bounds " + q.ID)
+				switch {
+				case err != nil:
+					d.Error = err.Error()
+				case b.Error != "":
+					d.Error = "cannot compute exact bounds: " + b.Error
+				default:
+					d.Bounds = b.Bounds
+				}
+			}
+			line += fmt.Sprintf(", DuckDB %s ms", ms(d.MedianMS))
+		}
+		fmt.Fprintf(opts.Progress, "%s (medians)\n", line)
+	}
+	rep.Reef.Queries = reefRuns
+	if duck != nil {
+		rep.DuckDB.Queries = duckRuns
+	}
 }
 
 // prepareOutDir creates dir, refusing one that already holds a report.
@@ -176,4 +293,29 @@ func spanString(d time.Duration) string {
 		return fmt.Sprintf("%dh", d/time.Hour)
 	}
 	return d.String()
+}
+
+// loadAvg returns the 1-minute load average from /proc/loadavg, or 0.
+func loadAvg() float64 {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	var l float64
+	if _, err := fmt.Sscanf(string(data), "%f", &l); err != nil {
+		return 0
+	}
+	return l
+}
+
+// lockedWriter serializes writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

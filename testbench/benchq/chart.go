@@ -77,6 +77,8 @@ func (r *Report) Chart(path string) error {
 		p.Add(l)
 	}
 	p.NominalX(names...)
+	// Room for the outer bars of the first and last groups.
+	p.X.Min, p.X.Max = -0.6, float64(len(names))-0.4
 	p.Y.Min = 0
 	p.Y.Max *= 1.3 // room for the labels and the legend above the tallest bar
 	return p.Save(7*vg.Inch, 4*vg.Inch, path)

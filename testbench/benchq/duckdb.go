@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/reef-db/reef/testbench/benchq/spec"
 )
@@ -20,9 +21,30 @@ import (
 // root.
 const duckBenchDir = "testbench/duckbench"
 
-// runDuckDB builds (unless given prebuilt) and runs the duckbench program and returns
-// its report, or nil and why the DuckDB side could not be measured.
-func runDuckDB(ctx context.Context, opts Options, work string) (*spec.Engine, string) {
+const (
+	// loadTimeout bounds the DuckDB side's generation and load of the dataset.
+	loadTimeout = 30 * time.Minute
+	// stopTimeout bounds the wait for the DuckDB side to exit once its input ends.
+	stopTimeout = 30 * time.Second
+)
+
+// duckSide is a running duckbench program in its serve mode, with the dataset
+// loaded, answering one command at a time.
+type duckSide struct {
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	lines  *bufio.Scanner
+	stderr *prefixWriter
+	e      *spec.Engine
+
+	stopped bool
+	stopErr error
+}
+
+// startDuckDB builds duckbench (unless given prebuilt), starts it in its serve mode
+// and waits until it has loaded the dataset. It returns nil and why when the DuckDB
+// side cannot be measured.
+func startDuckDB(ctx context.Context, opts Options, work string) (*duckSide, string) {
 	bin := opts.DuckBench
 	if bin == "" {
 		var why string
@@ -30,23 +52,113 @@ func runDuckDB(ctx context.Context, opts Options, work string) (*spec.Engine, st
 			return nil, why
 		}
 	}
-	args := []string{"--rows", strconv.Itoa(opts.Rows), "--runs", strconv.Itoa(opts.Runs), "--tmp", work}
+	args := []string{"--serve", "--rows", strconv.Itoa(opts.Rows), "--tmp", work}
 	fmt.Fprintf(opts.Progress, "duckdb: running %s %s\n", bin, strings.Join(args, " "))
-	cmd := exec.CommandContext(ctx, bin, args...)
-	var stdout bytes.Buffer
-	cmd.Stdout = &limitedBuffer{buf: &stdout, max: spec.MaxEngineJSON}
-	pw := &prefixWriter{w: opts.Progress, prefix: "duckdb: "}
-	cmd.Stderr = pw
-	err := cmd.Run()
-	pw.flush()
-	if err != nil {
-		return nil, fmt.Sprintf("the DuckDB side (%s) failed: %v", bin, err)
+	d := &duckSide{
+		cmd:    exec.CommandContext(ctx, bin, args...),
+		stderr: &prefixWriter{w: opts.Progress, prefix: "duckdb: "},
 	}
-	e, err := spec.ReadEngine(&stdout)
+	d.cmd.Stderr = d.stderr
+	d.cmd.WaitDelay = stopTimeout
+	ownGroup(d.cmd)
+	in, err := d.cmd.StdinPipe()
 	if err != nil {
-		return nil, fmt.Sprintf("the DuckDB side (%s) printed no report: %v", bin, err)
+		return nil, fmt.Sprintf("cannot start the DuckDB side: %v", err)
 	}
-	return e, ""
+	out, err := d.cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Sprintf("cannot start the DuckDB side: %v", err)
+	}
+	d.in = in
+	d.lines = bufio.NewScanner(out)
+	d.lines.Buffer(make([]byte, 64<<10), spec.MaxEngineJSON)
+	if err := d.cmd.Start(); err != nil {
+		return nil, fmt.Sprintf("cannot start the DuckDB side (%s): %v", bin, err)
+	}
+	line, err := d.next(loadTimeout)
+	if err != nil {
+		return nil, fmt.Sprintf("the DuckDB side (%s) did not load the dataset: %v", bin, d.stop(err))
+	}
+	if d.e, err = spec.ReadEngine(bytes.NewReader(line)); err != nil {
+		return nil, fmt.Sprintf("the DuckDB side (%s) printed no report: %v", bin, d.stop(err))
+	}
+	return d, ""
+}
+
+// next reads one answer line, waiting at most timeout; a program that does not
+// answer in time is killed.
+func (d *duckSide) next(timeout time.Duration) ([]byte, error) {
+	type line struct {
+		b   []byte
+		err error
+	}
+	ch := make(chan line, 1)
+	go func() {
+		if d.lines.Scan() {
+			ch <- line{b: bytes.Clone(d.lines.Bytes())}
+			return
+		}
+		err := d.lines.Err()
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		ch <- line{err: err}
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case l := <-ch:
+		return l.b, l.err
+	case <-t.C:
+		_ = killGroup(d.cmd)
+		<-ch
+		return nil, fmt.Errorf("no answer within %v", timeout)
+	}
+}
+
+// ask sends one command and decodes its answer.
+func (d *duckSide) ask(command string) (*spec.QueryRun, error) {
+	if _, err := io.WriteString(d.in, command+"\n"); err != nil {
+		return nil, fmt.Errorf("cannot send %q: %w", command, err)
+	}
+	line, err := d.next(queryTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", command, err)
+	}
+	return spec.ReadQueryRun(line)
+}
+
+// stop ends the program (EOF on its input, then a kill if it lingers) and returns
+// cause with the program's exit status added.
+// Only the first call stops it; later calls return the first one's result.
+func (d *duckSide) stop(cause error) error {
+	if d.stopped {
+		return d.stopErr
+	}
+	d.stopped = true
+	d.stopErr = d.doStop(cause)
+	return d.stopErr
+}
+
+func (d *duckSide) doStop(cause error) error {
+	_ = d.in.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- d.cmd.Wait() }()
+	var werr error
+	select {
+	case werr = <-exited:
+	case <-time.After(stopTimeout):
+		_ = killGroup(d.cmd)
+		werr = <-exited
+	}
+	d.stderr.flush()
+	if werr != nil && cause != nil {
+		return fmt.Errorf("%w (%v)", cause, werr)
+	}
+	if cause != nil {
+		return cause
+	}
+	return werr
 }
 
 // buildDuckBench compiles the duckbench module into work and returns the binary, or
@@ -100,19 +212,6 @@ func lastLines(out []byte, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// limitedBuffer is a writer that keeps at most max bytes and fails past them.
-type limitedBuffer struct {
-	buf *bytes.Buffer
-	max int
-}
-
-func (l *limitedBuffer) Write(p []byte) (int, error) {
-	if l.buf.Len()+len(p) > l.max {
-		return 0, fmt.Errorf("output over %d bytes", l.max)
-	}
-	return l.buf.Write(p)
 }
 
 // prefixWriter copies whole lines to w, each starting with prefix. A line longer

@@ -16,7 +16,7 @@ const (
 	// sealAge is the leaves' --seal-age: after the load the benchmark waits
 	// 2×sealAge so that every open block is sealed before memory is read.
 	sealAge = time.Second
-	// queryTimeout bounds one query.
+	// queryTimeout bounds one query on either side.
 	queryTimeout = 2 * time.Minute
 	// statsTimeout bounds one stats request.
 	statsTimeout = 10 * time.Second
@@ -26,37 +26,46 @@ const (
 	minMemoryLimit = 2 << 30
 )
 
-// runReef starts a cluster in dir, loads the dataset, measures and stops it.
-func runReef(ctx context.Context, opts Options, dir string) (_ *spec.Engine, err error) {
-	shmDir := ""
+// reefSide is a loaded local cluster that answers the benchmark queries.
+type reefSide struct {
+	c      *testbench.Cluster
+	client *api.Client
+	shmDir string
+	e      *spec.Engine // load and memory; Queries are filled in by Run
+	opts   Options
+}
+
+// startReef starts a cluster in dir, loads the dataset and reads the leaves'
+// memory. The caller must close the side.
+func startReef(ctx context.Context, opts Options, dir string) (_ *reefSide, err error) {
+	r := &reefSide{opts: opts}
+	defer func() {
+		if err != nil {
+			r.close()
+		}
+	}()
 	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
 		// Leaves keep sealed blocks in shared memory, as in a deployment.
-		if shmDir, err = os.MkdirTemp("/dev/shm", "reef-bench-"); err != nil {
+		if r.shmDir, err = os.MkdirTemp("/dev/shm", "reef-bench-"); err != nil {
 			return nil, fmt.Errorf("cannot create a shm directory: %w", err)
 		}
-		defer os.RemoveAll(shmDir)
 	}
 	limit := max(int64(minMemoryLimit), int64(opts.Rows)*memoryPerRow/int64(opts.Leaves))
-	fmt.Fprintf(opts.Progress, "reef: starting the cluster in %s\n", dir)
-	c, err := testbench.StartCluster(ctx, testbench.ClusterConfig{
+	fmt.Fprintf(opts.Progress, "reef: starting %d leaves + 1 aggregator in %s\n", opts.Leaves, dir)
+	r.c, err = testbench.StartCluster(ctx, testbench.ClusterConfig{
 		Binary:        opts.Binary,
 		Dir:           dir,
-		ShmDir:        shmDir,
+		ShmDir:        r.shmDir,
 		Leaves:        opts.Leaves,
 		ExtraLeafArgs: []string{"--memory-limit", fmt.Sprint(limit), "--seal-age", sealAge.String()},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot start the reef cluster: %w", err)
 	}
-	defer func() {
-		if cerr := c.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("cannot stop the reef cluster: %w", cerr)
-		}
-	}()
+	r.client = r.c.Client()
 
 	e := &spec.Engine{Engine: "reef", Setup: fmt.Sprintf("%d leaves + 1 aggregator, separate processes on this machine", opts.Leaves)}
-	client := c.Client()
-	st, err := testbench.Load(ctx, client, spec.Table, spec.Dataset(opts.Rows), testbench.LoadOptions{
+	st, err := testbench.Load(ctx, r.client, spec.Table, spec.Dataset(opts.Rows), testbench.LoadOptions{
 		Progress:      opts.Progress,
 		ProgressEvery: 2 * time.Second,
 	})
@@ -75,28 +84,19 @@ func runReef(ctx context.Context, opts Options, dir string) (_ *spec.Engine, err
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	if err := leafMemory(ctx, c, e); err != nil {
+	if err := r.leafMemory(ctx, e); err != nil {
 		return nil, err
 	}
-
-	for _, q := range spec.Queries(spec.EndUnix) {
-		r := measureReef(ctx, client, q, opts.Runs)
-		if r.Error != "" {
-			fmt.Fprintf(opts.Progress, "reef: %s: %s\n", q.ID, r.Error)
-		} else {
-			fmt.Fprintf(opts.Progress, "reef: %s: median %.2f ms over %d runs, %d rows\n", q.ID, r.MedianMS, opts.Runs, len(r.Rows))
-		}
-		e.Queries = append(e.Queries, r)
-	}
-	return e, ctx.Err()
+	r.e = e
+	return r, nil
 }
 
 // leafMemory sums the leaves' stats (rows and bytes of the table) and resident
 // memory into e.
-func leafMemory(ctx context.Context, c *testbench.Cluster, e *spec.Engine) error {
-	for _, l := range c.Leaves() {
+func (r *reefSide) leafMemory(ctx context.Context, e *spec.Engine) error {
+	for _, l := range r.c.Leaves() {
 		sctx, cancel := context.WithTimeout(ctx, statsTimeout)
-		st, err := (&api.Client{BaseURL: l.URL, HTTP: c.Client().HTTP}).Stats(sctx)
+		st, err := (&api.Client{BaseURL: l.URL, HTTP: r.client.HTTP}).Stats(sctx)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("cannot read %s's stats: %w", l.ID, err)
@@ -113,37 +113,37 @@ func leafMemory(ctx context.Context, c *testbench.Cluster, e *spec.Engine) error
 	return nil
 }
 
-// measureReef runs q through the aggregator once to warm up, then runs times timed.
-// The time is the client's wall time: request, execution on every leaf, merge, JSON
-// answer and its decoding.
-func measureReef(ctx context.Context, client *api.Client, q spec.Query, runs int) spec.QueryRun {
-	r := spec.QueryRun{ID: q.ID, SQL: q.Reef}
-	for i := 0; i <= runs; i++ {
-		qctx, cancel := context.WithTimeout(ctx, queryTimeout)
-		t0 := time.Now()
-		res, err := client.SQL(qctx, api.QueryRequest{SQL: q.Reef, TimeoutMS: queryTimeout.Milliseconds()})
-		d := time.Since(t0)
-		cancel()
-		if err == nil && (res.Partial || res.Coverage.Percent < 100) {
-			err = fmt.Errorf("partial answer: coverage %.1f%% (%d/%d leaves)", res.Coverage.Percent, res.Coverage.LeavesResponded, res.Coverage.LeavesTotal)
-		}
-		if err == nil && res.Truncated {
-			err = errors.New("answer truncated at a bound")
-		}
-		if err != nil {
-			r.Error = err.Error()
-			r.RunsMS, r.Rows = nil, nil
-			return r
-		}
-		if i > 0 { // run 0 is the warm-up
-			r.RunsMS = append(r.RunsMS, spec.Millis(d))
-		}
-		r.Columns = r.Columns[:0]
-		for _, col := range res.Columns {
-			r.Columns = append(r.Columns, col.Name)
-		}
-		r.Rows = res.Rows
+// run runs q once through the aggregator. The time is the client's wall time:
+// request, execution on every leaf, merge, JSON answer and its decoding; server is
+// the total the aggregator reports. A partial or truncated answer is an error.
+func (r *reefSide) run(ctx context.Context, q spec.Query) (wall, server float64, res *api.QueryResult, err error) {
+	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	t0 := time.Now()
+	res, err = r.client.SQL(qctx, api.QueryRequest{SQL: q.Reef, TimeoutMS: queryTimeout.Milliseconds()})
+	wall = spec.Millis(time.Since(t0))
+	switch {
+	case err != nil:
+		return 0, 0, nil, err
+	case res.Partial || res.Coverage.Percent < 100:
+		return 0, 0, nil, fmt.Errorf("partial answer: coverage %.1f%% (%d/%d leaves)", res.Coverage.Percent, res.Coverage.LeavesResponded, res.Coverage.LeavesTotal)
+	case res.Truncated:
+		return 0, 0, nil, errors.New("answer truncated at a bound")
 	}
-	r.MedianMS = spec.Median(r.RunsMS)
-	return r
+	return wall, res.Timings.TotalMS, res, nil
+}
+
+// close stops the cluster and removes the shm directory. The measurements stand
+// even if a process does not stop cleanly: that is only reported.
+func (r *reefSide) close() {
+	if r.c != nil {
+		if err := r.c.Close(); err != nil {
+			fmt.Fprintf(r.opts.Progress, "reef: warning: %v\n", err)
+		}
+		r.c = nil
+	}
+	if r.shmDir != "" {
+		_ = os.RemoveAll(r.shmDir)
+		r.shmDir = ""
+	}
 }

@@ -26,6 +26,10 @@ type Report struct {
 	Dataset Dataset   `json:"dataset"`
 	Runs    int       `json:"runs"`
 	Leaves  int       `json:"leaves"`
+	// LoadAvg is the machine's 1-minute load average when the benchmark started and
+	// when it ended (0 where the platform does not tell): other work on the machine
+	// slows both engines.
+	LoadAvg [2]float64 `json:"load_avg"`
 
 	Reef   spec.Engine  `json:"reef"`
 	DuckDB *spec.Engine `json:"duckdb,omitempty"`
@@ -100,19 +104,27 @@ func (r *Report) Markdown() string {
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "Dataset: the testbench generator's %s rows over %s (seed %d, ending %s; NOW = %d). ",
 		thousands(int64(r.Dataset.Rows)), r.Dataset.Span, r.Dataset.Seed, r.Dataset.End.Format(time.RFC3339), r.Dataset.Now)
-	fmt.Fprintf(&b, "Times are the median wall time of %d warm runs after one untimed run, measured by the client: "+
-		"reef through its aggregator over HTTP (%s), DuckDB through database/sql in the same process.\n\n", r.Runs, r.Reef.Setup)
+	fmt.Fprintf(&b, "Times are the median wall time of %d warm runs after one untimed run, the two engines taking turns query by query, measured by the client: "+
+		"reef through its aggregator over HTTP (%s), DuckDB through database/sql in its own process. "+
+		"The aggregator's own time (parse, fan-out to the leaves, merge; no client HTTP and JSON) is listed below the table.\n\n", r.Runs, r.Reef.Setup)
 	fmt.Fprintf(&b, "Agreement: counts must be equal; averages equal within %g (relative: the engines add in a different order); "+
 		"reef's p99 (DDSketch, relative accuracy %g%%) must lie within %g%% of the exact values at ranks ⌊0.99·(n−1)⌋ and ⌈0.99·(n−1)⌉ "+
 		"that DuckDB computes; Q4's last places may be tied, so hosts tied with the 10th may differ.\n\n",
 		spec.FloatTolerance, 100*spec.QuantileAccuracy, 100*spec.QuantileAccuracy)
+	if r.LoadAvg != [2]float64{} {
+		fmt.Fprintf(&b, "The machine's 1-minute load average was %.1f when the benchmark started and %.1f when it ended; anything else running on the machine slows the measured times.\n\n", r.LoadAvg[0], r.LoadAvg[1])
+	}
 	b.WriteString(r.engineLines())
 	if r.DuckDBSkipped != "" {
 		fmt.Fprintf(&b, "\nDuckDB was not measured: %s.\n", r.DuckDBSkipped)
 	}
-	b.WriteString("\n| query | reef SQL | agreement |\n|---|---|---|\n")
+	b.WriteString("\n| query | reef SQL | reef ms at the aggregator | agreement |\n|---|---|---:|---|\n")
 	for _, res := range r.Results {
-		fmt.Fprintf(&b, "| %s | `%s` | %s |\n", res.ID, res.SQL, escapeCell(res.Detail))
+		server := "—"
+		if q := r.Reef.Query(res.ID); q != nil {
+			server = ms(q.ServerMedianMS)
+		}
+		fmt.Fprintf(&b, "| %s | `%s` | %s | %s |\n", res.ID, res.SQL, server, escapeCell(res.Detail))
 	}
 	return b.String()
 }

@@ -3,6 +3,17 @@
 // holds it in, runs the benchmark queries warm several times, and prints a
 // spec.Engine report as JSON on stdout. Progress goes to stderr.
 //
+// With --serve it loads the dataset, prints the spec.Engine header (load and memory,
+// no queries) as one JSON line, and then answers commands on stdin, one per line, each
+// with one JSON line (a spec.QueryRun) on stdout:
+//
+//	run Q2       run Q2 once: runs_ms holds its time, columns and rows its answer
+//	bounds Q3    the answer of Q3's exact-bounds query, in bounds (untimed)
+//
+// An unknown command or a failed query answers with error set. EOF ends the program.
+// `reef bench queries` uses this mode to run reef's and DuckDB's queries in turns, so
+// that whatever else the machine does at the time slows both alike.
+//
 // It is its own Go module so that reef's main module never depends on DuckDB (a cgo
 // library). It owns nothing but this measurement: the dataset, the queries and the
 // comparison rules live in package spec, shared with reef's side.
@@ -17,6 +28,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math/big"
 	"os"
 	"os/signal"
@@ -35,12 +47,14 @@ import (
 const columns = `{'time': 'BIGINT', 'service': 'VARCHAR', 'host': 'VARCHAR', 'endpoint': 'VARCHAR', 'status': 'BIGINT', 'latency_ms': 'DOUBLE', 'bytes': 'BIGINT'}`
 
 type options struct {
-	rows    int
-	runs    int
-	threads int
-	ndjson  string
-	tmpDir  string
-	keep    bool
+	rows     int
+	runs     int
+	threads  int
+	ndjson   string
+	tmpDir   string
+	keep     bool
+	loadOnly bool
+	serve    bool
 }
 
 func main() {
@@ -51,6 +65,8 @@ func main() {
 	flag.StringVar(&o.ndjson, "ndjson", "", "read the dataset from this NDJSON file (as `reef gen` writes it) instead of generating it")
 	flag.StringVar(&o.tmpDir, "tmp", "", "directory for the generated NDJSON file (default: the system's)")
 	flag.BoolVar(&o.keep, "keep-ndjson", false, "keep the generated NDJSON file and print its path")
+	flag.BoolVar(&o.serve, "serve", false, "after loading, answer run/bounds commands on stdin (see the package comment)")
+	flag.BoolVar(&o.loadOnly, "load-only", false, "time the read_json load and report memory, without running the queries (for reef bench ingest)")
 	flag.Parse()
 	if o.rows < 0 || o.runs < 1 || o.threads < 0 {
 		fmt.Fprintln(os.Stderr, "duckbench: --rows must be >= 0, --runs >= 1, --threads >= 0")
@@ -58,52 +74,125 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	e, err := run(ctx, o)
+	db, e, err := load(ctx, o)
+	if err == nil {
+		defer db.Close()
+		if o.serve {
+			err = serve(ctx, db, e, os.Stdin, os.Stdout)
+		} else {
+			runs := o.runs
+			if o.loadOnly {
+				runs = 0
+			}
+			err = report(ctx, db, e, runs, os.Stdout)
+		}
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "duckbench:", err)
 		os.Exit(1)
 	}
-	w := bufio.NewWriter(os.Stdout)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(e); err == nil {
-		err = w.Flush()
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "duckbench: cannot write the report:", err)
-		os.Exit(1)
-	}
 }
 
-func run(ctx context.Context, o options) (*spec.Engine, error) {
+// report measures every query (none when runs is 0) and prints the whole report.
+func report(ctx context.Context, db *sql.DB, e *spec.Engine, runs int, out *os.File) error {
+	for _, q := range spec.Queries(spec.EndUnix) {
+		if runs > 0 {
+			e.Queries = append(e.Queries, measure(ctx, db, q, runs))
+		}
+	}
+	w := bufio.NewWriter(out)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(e); err != nil {
+		return fmt.Errorf("cannot write the report: %w", err)
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("cannot write the report: %w", err)
+	}
+	return nil
+}
+
+// serve prints e (without queries) and answers commands until in ends.
+func serve(ctx context.Context, db *sql.DB, e *spec.Engine, in io.Reader, out io.Writer) error {
+	enc := json.NewEncoder(out) // one value per line
+	if err := enc.Encode(e); err != nil {
+		return fmt.Errorf("cannot write the header: %w", err)
+	}
+	queries := map[string]spec.Query{}
+	for _, q := range spec.Queries(spec.EndUnix) {
+		queries[q.ID] = q
+	}
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		verb, id, _ := strings.Cut(strings.TrimSpace(sc.Text()), " ")
+		r := spec.QueryRun{ID: id}
+		q, ok := queries[id]
+		switch {
+		case !ok:
+			r.Error = fmt.Sprintf("no query %q", id)
+		case verb == "run":
+			r.SQL = q.DuckDB
+			t0 := time.Now()
+			cols, rows, err := query(ctx, db, q.DuckDB)
+			if err != nil {
+				r.Error = err.Error()
+				break
+			}
+			r.RunsMS = []float64{spec.Millis(time.Since(t0))}
+			r.Columns, r.Rows = cols, rows
+		case verb == "bounds" && q.DuckDBBounds != "":
+			r.SQL = q.DuckDBBounds
+			_, rows, err := query(ctx, db, q.DuckDBBounds)
+			if err != nil {
+				r.Error = err.Error()
+				break
+			}
+			r.Bounds = rows
+		default:
+			r.Error = fmt.Sprintf("unknown command %q", sc.Text())
+		}
+		if err := enc.Encode(&r); err != nil {
+			return fmt.Errorf("cannot answer %q: %w", sc.Text(), err)
+		}
+	}
+	return sc.Err()
+}
+
+// load opens an in-memory DuckDB and loads the dataset into it.
+func load(ctx context.Context, o options) (*sql.DB, *spec.Engine, error) {
 	path := o.ndjson
 	if path == "" {
 		var err error
 		if path, err = generate(o); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if o.keep {
 			fmt.Fprintf(os.Stderr, "kept %s\n", path)
 		} else {
-			defer os.Remove(path)
+			defer os.Remove(path) // the table holds the data once loaded
 		}
 	}
 
 	db, err := sql.Open("duckdb", "")
 	if err != nil {
-		return nil, fmt.Errorf("cannot open an in-memory DuckDB: %w", err)
+		return nil, nil, fmt.Errorf("cannot open an in-memory DuckDB: %w", err)
 	}
-	defer db.Close()
+	ok := false
+	defer func() {
+		if !ok {
+			db.Close()
+		}
+	}()
 	db.SetMaxOpenConns(1) // one connection: one in-memory database, one session
 	if o.threads > 0 {
 		if _, err := db.ExecContext(ctx, fmt.Sprintf("SET threads = %d", o.threads)); err != nil {
-			return nil, fmt.Errorf("cannot set DuckDB threads: %w", err)
+			return nil, nil, fmt.Errorf("cannot set DuckDB threads: %w", err)
 		}
 	}
 	e := &spec.Engine{Engine: "duckdb"}
 	var threads string
 	if err := db.QueryRowContext(ctx, "SELECT version(), current_setting('threads')").Scan(&e.Version, &threads); err != nil {
-		return nil, fmt.Errorf("cannot ask DuckDB its version: %w", err)
+		return nil, nil, fmt.Errorf("cannot ask DuckDB its version: %w", err)
 	}
 	e.Setup = fmt.Sprintf("in-memory, %s threads", threads)
 
@@ -112,25 +201,22 @@ func run(ctx context.Context, o options) (*spec.Engine, error) {
 	load := fmt.Sprintf("CREATE TABLE %s AS SELECT * FROM read_json(%s, format = 'newline_delimited', columns = %s)",
 		spec.Table, quote(path), columns)
 	if _, err := db.ExecContext(ctx, load); err != nil {
-		return nil, fmt.Errorf("cannot load %s: %w", path, err)
+		return nil, nil, fmt.Errorf("cannot load %s: %w", path, err)
 	}
 	e.LoadMS = spec.Millis(time.Since(t0))
 	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM "+spec.Table).Scan(&e.Rows); err != nil {
-		return nil, fmt.Errorf("cannot count the loaded rows: %w", err)
+		return nil, nil, fmt.Errorf("cannot count the loaded rows: %w", err)
 	}
 	if st, err := os.Stat(path); err == nil {
 		e.Load = fmt.Sprintf("CREATE TABLE AS SELECT * FROM read_json of a %.0f MB NDJSON file", float64(st.Size())/1e6)
 	}
 	fmt.Fprintf(os.Stderr, "loaded %d rows in %.1fs (%.0f rows/s)\n", e.Rows, e.LoadMS/1000, float64(e.Rows)/(e.LoadMS/1000))
 	if err := memory(ctx, db, e); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	e.RSSBytes = spec.RSS(0)
-
-	for _, q := range spec.Queries(spec.EndUnix) {
-		e.Queries = append(e.Queries, measure(ctx, db, q, o.runs))
-	}
-	return e, nil
+	ok = true
+	return db, e, nil
 }
 
 // generate writes the standard dataset to a temporary NDJSON file.

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -41,6 +42,9 @@ type QueryRun struct {
 	// MedianMS is their median.
 	RunsMS   []float64 `json:"runs_ms"`
 	MedianMS float64   `json:"median_ms"`
+	// ServerMedianMS is the median of the times the engine itself reports for the
+	// timed runs (reef: the aggregator's total), where it reports one.
+	ServerMedianMS float64 `json:"server_median_ms,omitempty"`
 	// Columns and Rows are the answer of the last run. Cells are strings, int64 or
 	// float64 (or nil); after a JSON round trip see Normalize.
 	Columns []string `json:"columns"`
@@ -95,16 +99,32 @@ func ReadEngine(r io.Reader) (*Engine, error) {
 		return nil, fmt.Errorf("cannot decode engine report: no engine name")
 	}
 	for i := range e.Queries {
-		q := &e.Queries[i]
-		for _, rows := range [][][]any{q.Rows, q.Bounds} {
-			for _, row := range rows {
-				for j, c := range row {
-					row[j] = Normalize(c)
-				}
+		e.Queries[i].normalize()
+	}
+	return &e, nil
+}
+
+// ReadQueryRun decodes one QueryRun (as the DuckDB side answers a command in its
+// serve mode) and normalizes its cells as ReadEngine does.
+func ReadQueryRun(data []byte) (*QueryRun, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var q QueryRun
+	if err := dec.Decode(&q); err != nil {
+		return nil, fmt.Errorf("cannot decode query answer: %w", err)
+	}
+	q.normalize()
+	return &q, nil
+}
+
+func (q *QueryRun) normalize() {
+	for _, rows := range [][][]any{q.Rows, q.Bounds} {
+		for _, row := range rows {
+			for j, c := range row {
+				row[j] = Normalize(c)
 			}
 		}
 	}
-	return &e, nil
 }
 
 // Normalize turns a decoded JSON number (json.Number) into int64 when it is written

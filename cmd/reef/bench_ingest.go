@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/reef-db/reef/testbench/bench"
+	"github.com/reef-db/reef/testbench/benchq/spec"
+)
+
+func runBenchIngest(args []string) int {
+	fs := flag.NewFlagSet("reef bench ingest", flag.ExitOnError)
+	var o bench.IngestConfig
+	fs.IntVar(&o.Rows, "rows", spec.DefaultRows, "rows of the standard dataset")
+	fs.IntVar(&o.Leaves, "leaves", bench.DefaultIngestLeaves, "leaf processes of the reef cluster")
+	fs.IntVar(&o.BatchRows, "batch-rows", bench.DefaultIngestBatchRows, "rows per ingest request")
+	fs.IntVar(&o.Concurrency, "concurrency", bench.DefaultIngestConcurrency, "ingest requests in flight")
+	fs.StringVar(&o.OutDir, "out", "", "report directory (default bench-results/ingest-<timestamp>)")
+	fs.StringVar(&o.WorkDir, "work", "", "directory for the cluster and the NDJSON file while it runs (default: a temporary one)")
+	fs.BoolVar(&o.Keep, "keep", false, "keep the work directory")
+	fs.BoolVar(&o.NoDuckDB, "no-duckdb", false, "measure reef alone")
+	fs.StringVar(&o.DuckBench, "duckdb-bench", "", "prebuilt DuckDB side (testbench/duckbench); default: build it from the repository")
+	_ = fs.Parse(args)
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "reef bench ingest: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "reef bench ingest: cannot find the reef binary:", err)
+		return 1
+	}
+	o.Binary = bin
+	if o.OutDir == "" {
+		o.OutDir = bench.DefaultOutDir("ingest", time.Now())
+	}
+	o.Command = strings.TrimSpace("reef bench ingest " + strings.Join(args, " "))
+	o.Progress = os.Stderr
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := bench.RunIngest(ctx, o)
+	if rep != nil {
+		fmt.Println()
+		for _, row := range rep.Summary {
+			fmt.Printf("%-18s %s\n", row.Name, row.Value)
+		}
+	}
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			fmt.Fprintln(os.Stderr, "reef bench ingest: interrupted")
+		} else {
+			fmt.Fprintln(os.Stderr, "reef bench ingest:", err)
+		}
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "report in %s\n", o.OutDir)
+	if !rep.Passed() {
+		return 1
+	}
+	return 0
+}
