@@ -103,3 +103,14 @@ func TestPickPrefersFreeMemory(t *testing.T) {
 		t.Fatalf("picked excluded %s", c.url)
 	}
 }
+
+func TestMergeTableStatsUnknownRange(t *testing.T) {
+	known := api.TableStats{Name: "t", Rows: 10, MinTime: 100, MaxTime: 200}
+	unknown := api.TableStats{Name: "t", Rows: 5, MinTime: 1, MaxTime: 0}
+	for _, order := range [][]api.TableStats{{known, unknown}, {unknown, known}} {
+		got := mergeTableStats(mergeTableStats(api.TableStats{}, order[0]), order[1])
+		if got.Rows != 15 || got.MinTime != 100 || got.MaxTime != 200 {
+			t.Errorf("merge %+v: rows %d time [%d,%d], want 15 [100,200]", order, got.Rows, got.MinTime, got.MaxTime)
+		}
+	}
+}

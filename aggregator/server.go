@@ -321,13 +321,13 @@ func mergeTableStats(a, b api.TableStats) api.TableStats {
 		b.Columns = append([]api.ColumnInfo(nil), b.Columns...)
 		return b
 	}
-	if b.Rows > 0 {
-		if a.Rows == 0 || b.MinTime < a.MinTime {
-			a.MinTime = b.MinTime
-		}
-		if a.Rows == 0 || b.MaxTime > a.MaxTime {
-			a.MaxTime = b.MaxTime
-		}
+	// MinTime > MaxTime marks a time range not reported yet (see noteIngest).
+	aKnown, bKnown := a.Rows > 0 && a.MinTime <= a.MaxTime, b.Rows > 0 && b.MinTime <= b.MaxTime
+	switch {
+	case aKnown && bKnown:
+		a.MinTime, a.MaxTime = min(a.MinTime, b.MinTime), max(a.MaxTime, b.MaxTime)
+	case bKnown:
+		a.MinTime, a.MaxTime = b.MinTime, b.MaxTime
 	}
 	a.Rows += b.Rows
 	a.Bytes += b.Bytes
