@@ -39,6 +39,9 @@ type colBuilder struct {
 	setOff []int32  // TypeSet: len rows+1 offsets into codes
 	dict   []string
 	dictIx map[string]uint32
+	// last is the code of the value appended last (or -1): runs of one value, common
+	// in logs, skip the dictionary lookup.
+	last int64
 }
 
 // NewBuilder returns an empty builder for table.
@@ -73,7 +76,7 @@ func (b *Builder) AddColumn(name string, typ Type) (int, error) {
 	if typ < TypeInt || typ > TypeSet {
 		return -1, fmt.Errorf("cannot add column %q: invalid type %v", name, typ)
 	}
-	c := &colBuilder{name: name, typ: typ, valid: make([]bool, b.rows, max(b.rows, 64))}
+	c := &colBuilder{name: name, typ: typ, valid: make([]bool, b.rows, max(b.rows, 64)), last: -1}
 	switch typ {
 	case TypeInt:
 		c.ints = make([]int64, b.rows, cap(c.valid))
@@ -148,13 +151,17 @@ func (b *Builder) MarkSet(i int) { b.cols[i].set = true }
 func (b *Builder) IsSet(i int) bool { return b.cols[i].set }
 
 func (c *colBuilder) code(s []byte) uint32 {
-	if k, ok := c.dictIx[string(s)]; ok {
-		return k
+	if c.last >= 0 && c.dict[c.last] == string(s) {
+		return uint32(c.last)
 	}
-	str := string(s)
-	k := uint32(len(c.dict))
-	c.dict = append(c.dict, str)
-	c.dictIx[str] = k
+	k, ok := c.dictIx[string(s)]
+	if !ok {
+		str := string(s)
+		k = uint32(len(c.dict))
+		c.dict = append(c.dict, str)
+		c.dictIx[str] = k
+	}
+	c.last = int64(k)
 	return k
 }
 

@@ -38,10 +38,12 @@ const chunkLines = 1024
 //     1e17 nanoseconds; missing or null means the arrival time; an unusable time
 //     rejects the row, since it would put the row where no query looks.
 type decoder struct {
-	p    fastjson.Parser
-	name []byte   // flattened name of the field being decoded
-	num  []byte   // raw text of a number
-	set  [][]byte // elements of a set value
+	p      fastjson.Parser
+	name   []byte      // flattened name of the field being decoded
+	num    []byte      // raw text of a number
+	set    [][]byte    // elements of a set value
+	flat   []flatField // members of a flat line (ndjson_flat.go)
+	noFlat bool        // tests: the general path only
 
 	cfg  *Config
 	res  *api.IngestResult
@@ -118,6 +120,9 @@ func (d *decoder) row(t *table, line []byte) {
 		d.rejectRow("line is %d bytes long, the limit is %d", len(line), d.cfg.MaxLineBytes)
 		return
 	}
+	if !d.noFlat && d.flatRow(t, line) {
+		return
+	}
 	v, err := d.p.ParseBytes(line)
 	if err != nil {
 		d.rejectRow("invalid JSON: %v", err)
@@ -135,6 +140,13 @@ func (d *decoder) row(t *table, line []byte) {
 			return
 		}
 	}
+	d.startRow(t)
+	d.object(t, o, 1)
+	d.finishRow(t, ts)
+}
+
+// startRow begins a row of t: the builder's row and the decoder's per-row state.
+func (d *decoder) startRow(t *table) {
 	t.b.BeginRow()
 	d.name = d.name[:0]
 	d.sawTime = false
@@ -143,7 +155,10 @@ func (d *decoder) row(t *table, line []byte) {
 		clear(d.hints)
 		d.hints, d.hintTable = d.hints[:0], t
 	}
-	d.object(t, o, 1)
+}
+
+// finishRow completes the row begun by startRow, with time ts.
+func (d *decoder) finishRow(t *table, ts int64) {
 	t.b.SetInt(0, ts) // the time column is index 0 of every builder
 	t.b.EndRow()
 	d.stored(t, ts)
@@ -244,6 +259,11 @@ func (d *decoder) stringField(t *table, s []byte) {
 		d.rejectField("string %s", reason)
 		return
 	}
+	d.putString(t, s)
+}
+
+// putString stores s, checked, in the column named d.name.
+func (d *decoder) putString(t *table, s []byte) {
 	i, c := d.column(t, block.TypeString)
 	switch {
 	case i < 0:

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -50,7 +51,7 @@ func (s *Server) openStorage() error {
 	diskDir := ""
 	if cfg.DataDir != "" {
 		diskDir = filepath.Join(cfg.DataDir, "blocks")
-		if _, err := shm.OpenDir(diskDir); err != nil {
+		if err := os.MkdirAll(diskDir, 0o700); err != nil {
 			return fmt.Errorf("cannot open leaf disk block directory: %w", err)
 		}
 	}
@@ -80,7 +81,7 @@ func (s *Server) walStats() wal.Stats {
 
 // openDirs creates and locks the shm and data directories: one process per leaf.
 func (s *Server) openDirs() error {
-	if _, err := shm.OpenDir(s.shmDir); err != nil {
+	if err := os.MkdirAll(s.shmDir, 0o700); err != nil {
 		return fmt.Errorf("cannot open leaf shm directory: %w", err)
 	}
 	dirs := []string{s.shmDir}
@@ -112,10 +113,11 @@ type loadedBlock struct {
 type recovery struct {
 	path     string
 	blocks   []*loadedBlock
-	maxID    uint64   // largest block id seen in any file name
-	failed   []uint64 // shm path: blocks that could not be attached
-	disk     map[uint64]bool
-	lost     int // blocks neither in shm nor on disk in usable form
+	maxID    uint64          // largest block id seen in any file name
+	failed   []uint64        // shm path: blocks that could not be attached
+	shmIDs   []uint64        // block files in the shm directory, sorted
+	disk     map[uint64]bool // disk copies; true when their cover file is there too
+	lost     int             // blocks neither in shm nor on disk in usable form
 	replay   bool
 	manifest bool // a manifest was found (removed before anything is written)
 }
@@ -127,7 +129,10 @@ type recovery struct {
 func (s *Server) recover() error {
 	r := &recovery{}
 	var err error
-	if r.disk, err = s.diskBlocks(); err != nil {
+	if r.shmIDs, err = s.scanShm(); err != nil {
+		return err
+	}
+	if r.disk, err = s.scanDisk(); err != nil {
 		return err
 	}
 	m, merr := shm.ReadManifest(s.shmDir)
@@ -138,6 +143,10 @@ func (s *Server) recover() error {
 	case merr == nil:
 		r.path, r.manifest = startShm, true
 		s.generation = m.Generation
+		// Attaching makes a few small allocations per block, thousands of blocks,
+		// while the heap is still tiny: without this the collector would run over
+		// and over for nothing.
+		defer debug.SetGCPercent(debug.SetGCPercent(-1))
 		s.attachManifest(m, r)
 	case errors.Is(merr, shm.ErrNoManifest):
 		err = s.loadFiles(r)
@@ -193,37 +202,71 @@ func (s *Server) recover() error {
 	return nil
 }
 
-// diskBlocks lists the blocks with a complete disk copy (block and cover file).
-func (s *Server) diskBlocks() (map[uint64]bool, error) {
-	out := map[uint64]bool{}
-	if s.shm.diskDir == "" {
-		return out, nil
-	}
-	ents, err := os.ReadDir(s.shm.diskDir)
+// scanDir lists a block directory once: it removes the temporary files of
+// interrupted writes and the cover files whose block file is missing (a cover file
+// is written first), and returns the ids of the block files (<id>.blk, or with
+// compressed <id>.blk.sz) and of the cover files.
+func (s *Server) scanDir(dir string, compressed bool) (blocks, covers map[uint64]bool, err error) {
+	f, err := os.Open(dir)
 	if err != nil {
-		return nil, fmt.Errorf("cannot list leaf disk blocks: %w", err)
+		return nil, nil, fmt.Errorf("cannot list block directory: %w", err)
 	}
-	covers := map[uint64]bool{}
+	ents, err := f.ReadDir(-1) // unsorted: one pass, no sort of thousands of names
+	f.Close()
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot list block directory %s: %w", dir, err)
+	}
+	blocks, covers = map[uint64]bool{}, map[uint64]bool{}
 	for _, e := range ents {
 		name := e.Name()
-		if id, compressed, ok := shm.ParseFileName(name); ok && compressed {
-			out[id] = true
-		} else if id, ok := parseCoverName(name); ok {
-			covers[id] = true
-		}
-	}
-	for id := range out {
-		if !covers[id] {
-			out[id] = false
+		switch {
+		case !e.Type().IsRegular():
+		case strings.HasPrefix(name, ".tmp-"):
+			removeFiles(s.log, filepath.Join(dir, name))
+		default:
+			if id, c, ok := shm.ParseFileName(name); ok && c == compressed {
+				blocks[id] = true
+			} else if id, ok := parseCoverName(name); ok {
+				covers[id] = true
+			}
 		}
 	}
 	for id := range covers {
-		if _, ok := out[id]; !ok {
-			// A cover file whose block copy never made it.
-			removeFiles(s.log, filepath.Join(s.shm.diskDir, coverName(id)))
+		if !blocks[id] {
+			removeFiles(s.log, filepath.Join(dir, coverName(id)))
+			delete(covers, id)
 		}
 	}
-	return out, nil
+	return blocks, covers, nil
+}
+
+// scanShm lists the shm directory's block files, sorted.
+func (s *Server) scanShm() ([]uint64, error) {
+	blocks, _, err := s.scanDir(s.shmDir, false)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]uint64, 0, len(blocks))
+	for id := range blocks {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// scanDisk lists the disk copies: true for those whose cover file is there too.
+func (s *Server) scanDisk() (map[uint64]bool, error) {
+	if s.shm.diskDir == "" {
+		return map[uint64]bool{}, nil
+	}
+	blocks, covers, err := s.scanDir(s.shm.diskDir, true)
+	if err != nil {
+		return nil, err
+	}
+	for id := range blocks {
+		blocks[id] = covers[id]
+	}
+	return blocks, nil
 }
 
 func parseCoverName(name string) (uint64, bool) {
@@ -315,8 +358,7 @@ func (s *Server) attachManifest(m *shm.Manifest, r *recovery) {
 		kept = append(kept, lb)
 	}
 	r.blocks = kept
-	ids, _ := s.shmBlockIDs()
-	for _, id := range ids {
+	for _, id := range r.shmIDs {
 		r.maxID = max(r.maxID, id)
 		if !listed[id] {
 			s.log.Warn("removing a block file the handoff manifest does not list", "block", id)
@@ -328,44 +370,12 @@ func (s *Server) attachManifest(m *shm.Manifest, r *recovery) {
 	}
 }
 
-// shmBlockIDs lists the block files of the shm directory and removes cover files
-// without a block file.
-func (s *Server) shmBlockIDs() ([]uint64, error) {
-	ents, err := os.ReadDir(s.shmDir)
-	if err != nil {
-		return nil, fmt.Errorf("cannot list leaf shm directory: %w", err)
-	}
-	blocks := map[uint64]bool{}
-	var covers []uint64
-	for _, e := range ents {
-		if id, compressed, ok := shm.ParseFileName(e.Name()); ok && !compressed {
-			blocks[id] = true
-		} else if id, ok := parseCoverName(e.Name()); ok {
-			covers = append(covers, id)
-		}
-	}
-	for _, id := range covers {
-		if !blocks[id] {
-			removeFiles(s.log, filepath.Join(s.shmDir, coverName(id)))
-		}
-	}
-	ids := make([]uint64, 0, len(blocks))
-	for id := range blocks {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids, nil
-}
-
 // loadFiles loads every block without a manifest: each shm file that passes the
 // full check (OpenBlock, file checksum, cover file), else its disk copy (written
 // back to shm), else nothing (its rows come back from the WAL if it still has them).
 // The WAL is replayed afterwards.
 func (s *Server) loadFiles(r *recovery) error {
-	shmIDs, err := s.shmBlockIDs()
-	if err != nil {
-		return err
-	}
+	shmIDs := r.shmIDs
 	r.replay = true
 	if len(shmIDs) > 0 {
 		r.path = startCrash
@@ -423,17 +433,13 @@ func (s *Server) loadFiles(r *recovery) error {
 // checksum, cover file.
 func (s *Server) loadShmFile(id uint64) (*loadedBlock, error) {
 	path := filepath.Join(s.shmDir, shm.FileName(id))
-	b, err := shm.OpenBlock(path)
+	b, crc, err := shm.OpenBlockVerified(path)
 	if err != nil {
 		return nil, err
 	}
 	fail := func(err error) (*loadedBlock, error) {
 		b.Release()
 		return nil, err
-	}
-	crc, err := shm.VerifyBlockSum(path)
-	if err != nil {
-		return fail(err)
 	}
 	if b.ID != id {
 		return fail(fmt.Errorf("block file %s holds block %d", path, b.ID))

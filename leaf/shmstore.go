@@ -323,7 +323,6 @@ func (s *shmStore) copier() {
 		}
 		if err := s.copyToDisk(id); err != nil {
 			if shm.IsCorrupt(err) {
-				s.metrics.verifyFailures.Inc()
 				if s.corrupt != nil {
 					e, _ := s.entry(id)
 					s.corrupt(id, e.mb.Table, err)

@@ -34,6 +34,9 @@ usage: rolling-deploy.sh [options] [CLUSTER_DIR | CLUSTER_FILE]
                         is started; {id} {url} {port} {data} {shm} {binary} are
                         replaced (with --leaf, {id} is the leaf's id from its stats).
                         Default for a cluster file: its recorded command line
+  --aggregator URL      an aggregator to tell at once that a restarted leaf is back
+                        (repeat; default for a cluster file: its aggregators), so
+                        that it queries the leaf again before the next one goes
   --binary PATH         the reef binary to deploy (default: the one recorded)
   --batch N             leaves restarted at the same time (default 1)
   --reef PATH           reef binary used to read JSON (default: --binary, else the
@@ -60,6 +63,7 @@ reef=""
 ready_timeout=60
 exit_timeout=60
 leaf_urls=()
+agg_urls=()
 
 while (($#)); do
 	case $1 in
@@ -67,6 +71,7 @@ while (($#)); do
 	--cluster-file) cluster_file=${2-}; shift 2 || die "--cluster-file needs a value" ;;
 	--leaf) leaf_urls+=("${2-}"); shift 2 || die "--leaf needs a value" ;;
 	--start-cmd) start_cmd=${2-}; shift 2 || die "--start-cmd needs a value" ;;
+	--aggregator) agg_urls+=("${2-}"); shift 2 || die "--aggregator needs a value" ;;
 	--binary) binary=${2-}; shift 2 || die "--binary needs a value" ;;
 	--reef) reef=${2-}; shift 2 || die "--reef needs a value" ;;
 	--ready-timeout) ready_timeout=${2-}; shift 2 || die "--ready-timeout needs a value" ;;
@@ -157,6 +162,9 @@ if [[ -n $cluster_file ]]; then
 		ids+=("$id") urls+=("$url") pids+=("$pid") ports+=("$port") datas+=("$data") shms+=("$shm") logs+=("$log")
 	done < <("$reef" cluster leaves "$cluster_file") || die "cannot read $cluster_file"
 	((${#ids[@]})) || die "no leaves in $cluster_file"
+	if ((${#agg_urls[@]} == 0)); then
+		while read -r url; do agg_urls+=("$url"); done < <("$reef" cluster aggregators "$cluster_file")
+	fi
 else
 	for url in "${leaf_urls[@]}"; do
 		url=${url%/}
@@ -241,6 +249,11 @@ restart_leaf() {
 		sleep 0.002
 	done
 	t4=$(now_us)
+	# Aggregators look at a leaf again at their next health check; have them look now.
+	local agg
+	for agg in "${agg_urls[@]}"; do
+		curl "${curl_opts[@]}" -o /dev/null --max-time 5 "${agg%/}/v1/stats?refresh=1" 2>/dev/null || true
+	done
 
 	stats=$(curl "${curl_opts[@]}" --fail-with-body "$url/v1/stats") || fail "cannot read stats after the restart: $stats"
 	after=$("$reef" cluster start-rows <<<"$stats") || fail "cannot read the start rows"

@@ -222,3 +222,26 @@ func BenchmarkWriteBlock(b *testing.B) { benchWrite(b, WriteBlock) }
 
 // BenchmarkWriteCompressed writes the snappy disk copy of a full block (no fsync).
 func BenchmarkWriteCompressed(b *testing.B) { benchWrite(b, Writer{}.WriteCompressed) }
+
+// BenchmarkReadManifest reads the manifest of a 4 GiB leaf of event blocks
+// (3,200 entries), as a handoff start does.
+func BenchmarkReadManifest(b *testing.B) {
+	dir := b.TempDir()
+	m := &Manifest{LeafID: "leaf-0", Generation: 7, CreatedUnix: 1_764_000_000}
+	for i := range 3200 {
+		m.Blocks = append(m.Blocks, ManifestBlock{
+			File: FileName(uint64(i + 1)), Size: 1_400_000 + int64(i), Rows: 65536, SchemaHash: 0x9e3779b97f4a7c15 + uint64(i),
+			CRC32C: uint32(i * 2654435761), Table: "events", MinTime: 1_764_000_000 + int64(i), MaxTime: 1_764_003_600 + int64(i),
+		})
+	}
+	if err := WriteManifest(dir, m); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := ReadManifest(dir); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/reef-db/reef/block"
 )
 
 func TestCopyCompressed(t *testing.T) {
@@ -102,5 +104,79 @@ func TestAttachBlockDeferred(t *testing.T) {
 	if got, _, err := AttachBlockDeferred(dir, mb); err == nil {
 		got.Release()
 		t.Fatal("a damaged header attached")
+	}
+}
+
+// TestDeferredAttachEveryByteFlipped flips every byte of a block file on disk and
+// attaches it the deferred way (header, trailer and last offsets read with pread):
+// attach plus verify must refuse exactly what the full open plus checksum refuses,
+// and never panic.
+func TestDeferredAttachEveryByteFlipped(t *testing.T) {
+	dir := t.TempDir()
+	b := buildBlock(t, "t", 41, []testCol{
+		{"time", block.TypeInt, times(10, 6)},
+		{"n", block.TypeInt, []any{int64(-1), nil, int64(5), int64(1 << 40), int64(0), int64(3)}},
+		{"s", block.TypeString, []any{"a", "bb", nil, "a", "", "ccc"}},
+		{"tags", block.TypeSet, []any{[]string{"x"}, nil, []string{}, []string{"y", "x"}, nil, []string{"z"}}},
+	})
+	defer b.Release()
+	fi, err := WriteBlock(dir, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, err := os.ReadFile(fi.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb := fi.ManifestBlock()
+	for i := range orig {
+		d := append([]byte(nil), orig...)
+		d[i] ^= 0x04
+		if err := os.WriteFile(fi.Path, d, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, verify, err := AttachBlockDeferred(dir, mb)
+		if err == nil {
+			err = verify()
+			got.Release()
+		}
+		full, ferr := OpenBlock(fi.Path)
+		if ferr == nil {
+			ferr = VerifyBlock(fi.Path)
+			full.Release()
+		}
+		if err == nil || ferr == nil {
+			t.Fatalf("flipped byte %d: deferred attach+verify says %v, open+verify says %v; both must refuse", i, err, ferr)
+		}
+	}
+}
+
+func TestOpenBlockVerified(t *testing.T) {
+	dir := t.TempDir()
+	b := mixedBlock(t, 51, 300)
+	defer b.Release()
+	fi, err := WriteBlock(dir, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, crc, err := OpenBlockVerified(fi.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if crc != fi.CRC32C {
+		t.Errorf("checksum %08x, want %08x", crc, fi.CRC32C)
+	}
+	sameBlock(t, b, got)
+	got.Release()
+	data, _ := os.ReadFile(fi.Path)
+	data[len(data)-trailerLen-1] ^= 1 // data, not header: only the checksum sees it
+	if err := os.WriteFile(fi.Path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := OpenBlockVerified(fi.Path); !errors.Is(err, ErrCorrupt) {
+		if got != nil {
+			got.Release()
+		}
+		t.Fatalf("damaged block: %v, want ErrCorrupt", err)
 	}
 }

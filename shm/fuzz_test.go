@@ -2,9 +2,11 @@ package shm
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -221,5 +223,39 @@ func FuzzReadManifest(f *testing.F) {
 		// The input as the JSON part behind a correct header line.
 		writeRawManifest(t, dir, LayoutVersion, data)
 		check()
+	})
+}
+
+// FuzzManifestJSON checks the manifest's fast JSON path against encoding/json:
+// whatever the canonical scanner accepts, encoding/json decodes to the same
+// Manifest. Seeds are manifests as WriteManifest writes them.
+func FuzzManifestJSON(f *testing.F) {
+	for _, m := range []*Manifest{
+		goldenManifest(),
+		{Version: 1, LeafID: "l", Blocks: nil},
+		{Version: 1, LeafID: "l", Blocks: []ManifestBlock{}},
+		{Version: 1, Generation: 1 << 63, LeafID: "<a&b>", CreatedUnix: -5, Blocks: []ManifestBlock{
+			{File: FileName(1), Size: 100, Rows: 1, SchemaHash: math.MaxUint64, CRC32C: math.MaxUint32, Table: "t", MinTime: -1, MaxTime: 0},
+			{File: FileName(2), Size: 200, Rows: 2, Table: "ü", MinTime: 3, MaxTime: 4},
+		}},
+	} {
+		body, err := json.Marshal(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(append(body, '\n'))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fast, ok := decodeCanonicalManifest(body)
+		if !ok {
+			return
+		}
+		std, err := decodeManifestStd(body)
+		if err != nil {
+			t.Fatalf("the fast path read %q, encoding/json refuses it: %v", body, err)
+		}
+		if !reflect.DeepEqual(fast, std) {
+			t.Fatalf("the fast path read %+v, encoding/json %+v", fast, std)
+		}
 	})
 }

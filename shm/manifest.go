@@ -174,14 +174,9 @@ func parseManifest(data []byte) (*Manifest, error) {
 	if got := crc32.Checksum(body, castagnoli); uint64(got) != crc {
 		return nil, fmt.Errorf("%w: JSON checksum is %08x, header line says %08x", ErrCorrupt, got, crc)
 	}
-	m := &Manifest{}
-	d := json.NewDecoder(bytes.NewReader(body))
-	d.DisallowUnknownFields()
-	if err := d.Decode(m); err != nil {
+	m, err := decodeManifestJSON(body)
+	if err != nil {
 		return nil, fmt.Errorf("%w: bad JSON: %w", ErrCorrupt, err)
-	}
-	if _, err := d.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%w: data after the JSON document", ErrCorrupt)
 	}
 	if m.Version != LayoutVersion {
 		return nil, fmt.Errorf("%w: JSON says version %d, header line %d", ErrCorrupt, m.Version, LayoutVersion)
@@ -281,10 +276,11 @@ func AttachBlock(dir string, mb ManifestBlock) (*block.Block, error) {
 
 // AttachBlockDeferred is AttachBlock for a fast start: it maps the file and checks
 // what needs no read of a data buffer (header checksum, every buffer's place and
-// length, the entry's size, trailer checksum, rows, table, time range and schema
-// hash), and leaves the rest to verify: the checks OpenBlock makes over validity,
-// offset and index buffers, and the file checksum over the whole mapping, against
-// the trailer and mb.CRC32C. Opening is then O(header) per block, whatever its size.
+// length, the entry's size, rows, table, time range and schema hash), and leaves
+// the rest to verify: the checks OpenBlock makes over validity, offset and index
+// buffers, and the file checksum over the whole mapping, against the trailer and
+// mb.CRC32C. Opening is then O(header) per block, whatever its size. Small
+// dictionaries are read into the heap (a pread each) rather than faulted in.
 //
 // The caller must not read any array of the block (query it, export it, copy it)
 // before verify returned nil; a block whose verify failed must only be released.
@@ -318,11 +314,13 @@ func attach(dir string, mb ManifestBlock, layoutOnly bool) (*block.Block, []byte
 		return nil, nil, nil, fmt.Errorf("cannot attach block %q: %w: %w", mb.File, ErrCorrupt, err)
 	}
 	path := filepath.Join(dir, mb.File)
-	b, data, nodes, err := openBlockMode(path, layoutOnly)
+	b, data, nodes, crc, err := openBlockMode(path, layoutOnly)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	crc := binary.LittleEndian.Uint32(data[len(data)-trailerLen:])
+	if layoutOnly {
+		crc = mb.CRC32C // the trailer is checked by verify, with the whole file
+	}
 	var what string
 	switch {
 	case int64(len(data)) != mb.Size:

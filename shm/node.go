@@ -23,7 +23,7 @@ type node struct {
 	n     int
 	nulls int
 	bufs  [3][]byte // by position (validity first); nil = absent
-	off   [3]int64  // file offsets of bufs (writer)
+	off   [3]int64  // file offsets of bufs
 	sub   *node     // list child or dictionary values
 }
 
@@ -106,7 +106,7 @@ func (nd *node) checkLayout() error {
 	case idString:
 		// Arrow reads the last offset when it builds a string array, so that one
 		// is checked here.
-		if err := checkLastOffset(nd.bufs[1], nd.n, len(nd.bufs[2])); err != nil {
+		if err := nd.checkLastOffset(len(nd.bufs[2])); err != nil {
 			return fmt.Errorf("string array: %w", err)
 		}
 		return nil
@@ -117,7 +117,7 @@ func (nd *node) checkLayout() error {
 		if err := nd.sub.checkLayout(); err != nil {
 			return fmt.Errorf("list child: %w", err)
 		}
-		if err := checkLastOffset(nd.bufs[1], nd.n, nd.sub.n); err != nil {
+		if err := nd.checkLastOffset(nd.sub.n); err != nil {
 			return fmt.Errorf("list: %w", err)
 		}
 		return nil
@@ -171,9 +171,10 @@ func (nd *node) checkData() error {
 	return nil
 }
 
-// checkLastOffset checks the length of an offsets buffer of n+1 int32 offsets and
-// that the last one equals end: the O(1) part of checkOffsets.
-func checkLastOffset(b []byte, n, end int) error {
+// checkLastOffset checks the length of the node's offsets buffer (n+1 int32
+// offsets) and that the last one equals end: the O(1) part of checkOffsets.
+func (nd *node) checkLastOffset(end int) error {
+	b, n := nd.bufs[1], nd.n
 	if len(b) != (n+1)*4 {
 		return fmt.Errorf("offsets buffer is %d bytes, want %d", len(b), (n+1)*4)
 	}

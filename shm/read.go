@@ -34,24 +34,65 @@ func OpenBlock(path string) (*block.Block, error) {
 
 // openBlock is OpenBlock, also returning the mapping.
 func openBlock(path string) (*block.Block, []byte, error) {
-	b, data, _, err := openBlockMode(path, false)
+	b, data, _, _, err := openBlockMode(path, false)
 	return b, data, err
 }
 
 // openBlockMode is openBlock, checking only the layout with layoutOnly (see decode)
-// and then also returning the column nodes.
-func openBlockMode(path string, layoutOnly bool) (*block.Block, []byte, []*node, error) {
-	data, err := mapFile(path)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("cannot open block file %s: %w", path, err)
+// and then also returning the column nodes and the trailer's checksum (0 with
+// layoutOnly: the trailer is not read then). With layoutOnly the header and the
+// dictionaries are read with pread, not through the mapping, whose pages cost a
+// page fault each on first touch (the queries that read them pay that later).
+func openBlockMode(path string, layoutOnly bool) (*block.Block, []byte, []*node, uint32, error) {
+	if !layoutOnly {
+		data, err := mapFile(path)
+		if err != nil {
+			return nil, nil, nil, 0, fmt.Errorf("cannot open block file %s: %w", path, err)
+		}
+		b, nodes, err := decode(data, false)
+		if err != nil {
+			unix.Munmap(data)
+			return nil, nil, nil, 0, fmt.Errorf("cannot open block file %s: %w", path, err)
+		}
+		b.SetRelease(func() { unix.Munmap(data) })
+		return b, data, nodes, binary.LittleEndian.Uint32(data[len(data)-trailerLen:]), nil
 	}
-	b, nodes, err := decode(data, layoutOnly)
+	f, data, err := openMapped(path)
+	if err != nil {
+		return nil, nil, nil, 0, fmt.Errorf("cannot open block file %s: %w", path, err)
+	}
+	defer f.Close()
+	src, err := readEnds(f, data)
+	var b *block.Block
+	var nodes []*node
+	if err == nil {
+		b, nodes, err = decodeSource(src, true)
+	}
 	if err != nil {
 		unix.Munmap(data)
-		return nil, nil, nil, fmt.Errorf("cannot open block file %s: %w", path, err)
+		return nil, nil, nil, 0, fmt.Errorf("cannot open block file %s: %w", path, err)
 	}
 	b.SetRelease(func() { unix.Munmap(data) })
-	return b, data, nodes, nil
+	return b, data, nodes, 0, nil
+}
+
+// readEnds reads the header of the mapped file f with pread. The trailer is left to
+// VerifyBlock, which reads the whole file.
+func readEnds(f fileAt, data []byte) (blockSource, error) {
+	src := blockSource{data: data, readAt: f}
+	n := min(len(data), 4096)
+	head := make([]byte, n)
+	if _, err := f.ReadAt(head, 0); err != nil {
+		return src, fmt.Errorf("cannot read header: %w", err)
+	}
+	if hlen := int(binary.LittleEndian.Uint32(head[12:])); hlen > n && hlen <= len(data) {
+		head = make([]byte, hlen)
+		if _, err := f.ReadAt(head, 0); err != nil {
+			return src, fmt.Errorf("cannot read header: %w", err)
+		}
+	}
+	src.head = head
+	return src, nil
 }
 
 // checkNodesData runs node.checkData over the column nodes of a block decoded with
@@ -63,6 +104,25 @@ func checkNodesData(b *block.Block, nodes []*node) error {
 		}
 	}
 	return nil
+}
+
+// OpenBlockVerified is OpenBlock followed by VerifyBlock, over one mapping, so that
+// every page is read once: what a start that checks all of a block (after a crash)
+// needs. It also returns the file checksum.
+func OpenBlockVerified(path string) (*block.Block, uint32, error) {
+	b, data, nodes, _, err := openBlockMode(path, true)
+	if err != nil {
+		return nil, 0, err
+	}
+	crc, err := uint32(0), checkNodesData(b, nodes)
+	if err == nil {
+		crc, err = verifyData(data)
+	}
+	if err != nil {
+		b.Release()
+		return nil, 0, fmt.Errorf("cannot open block file %s: %w", path, err)
+	}
+	return b, crc, nil
 }
 
 // VerifyBlock checks the file checksum of the block file at path over the whole
@@ -174,26 +234,66 @@ func decodeVerified(data []byte) (*block.Block, error) {
 
 // mapFile maps the whole file read-only.
 func mapFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, data, err := openMapped(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("not a regular file")
-	}
-	if st.Size() < minFileLen || st.Size() > MaxFileSize {
-		return nil, fmt.Errorf("%w: file is %d bytes, want %d..%d", ErrCorrupt, st.Size(), minFileLen, int64(MaxFileSize))
-	}
-	data, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
-	if err != nil {
-		return nil, fmt.Errorf("cannot map: %w", err)
-	}
+	f.Close()
 	return data, nil
+}
+
+// fileAt is an open file read with pread. Block files are opened with plain system
+// calls, not os.Open, which would also try (and fail) to add the descriptor to the
+// runtime's poller: a start opens thousands of them.
+type fileAt int
+
+func (f fileAt) ReadAt(p []byte, off int64) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := unix.Pread(int(f), p[n:], off+int64(n))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			return n, io.ErrUnexpectedEOF
+		}
+		n += m
+	}
+	return n, nil
+}
+
+func (f fileAt) Close() error { return unix.Close(int(f)) }
+
+// openMapped opens the file and maps all of it read-only; the caller closes f
+// (the mapping stays).
+func openMapped(path string) (fileAt, []byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	f := fileAt(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		f.Close()
+		return -1, nil, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		f.Close()
+		return -1, nil, fmt.Errorf("not a regular file")
+	}
+	if st.Size < minFileLen || st.Size > MaxFileSize {
+		f.Close()
+		return -1, nil, fmt.Errorf("%w: file is %d bytes, want %d..%d", ErrCorrupt, st.Size, minFileLen, int64(MaxFileSize))
+	}
+	data, err := unix.Mmap(fd, 0, int(st.Size), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		f.Close()
+		return -1, nil, fmt.Errorf("cannot map: %w", err)
+	}
+	return f, data, nil
 }
 
 // alignedBytes returns n bytes of heap starting at a multiple of 64, so that buffer
@@ -247,31 +347,60 @@ func checkFixed(fixed []byte) (int64, error) {
 // layoutOnly it skips the checks that read buffers (node.checkData) and returns the
 // column nodes, whose checkData must pass before any array of the block is read.
 func decode(data []byte, layoutOnly bool) (b *block.Block, nodes []*node, err error) {
+	return decodeSource(blockSource{data: data}, layoutOnly)
+}
+
+// blockSource is what decode reads: data is the whole file (a mapping or aligned
+// heap bytes), from which the buffers are sliced. head, when set, is a copy of its
+// first bytes (at least the header), tail of its last 8 bytes (nil: not checked
+// now), and readAt reads other bytes of it, so that decoding touches as few of
+// data's pages as it can.
+type blockSource struct {
+	data   []byte
+	head   []byte
+	tail   []byte
+	readAt io.ReaderAt
+}
+
+func decodeSource(src blockSource, layoutOnly bool) (b *block.Block, nodes []*node, err error) {
+	data := src.data
 	if len(data) < minFileLen {
 		return nil, nil, fmt.Errorf("%w: file is %d bytes, shorter than any block file", ErrCorrupt, len(data))
 	}
 	if uintptr(unsafe.Pointer(unsafe.SliceData(data)))%bufAlign != 0 {
 		panic("BUG: shm.decode over unaligned bytes")
 	}
-	flen, err := checkFixed(data)
+	head, tail := src.head, src.tail
+	if head == nil {
+		head, tail = data, data[len(data)-trailerLen:]
+	}
+	if tail == nil {
+		// A deferred open (openBlockMode): the checksum check reads the trailer.
+		tail = []byte("\x00\x00\x00\x00" + trailerMagic)
+	}
+	if len(head) < fixedHeaderLen {
+		return nil, nil, fmt.Errorf("%w: %d header bytes", ErrCorrupt, len(head))
+	}
+	flen, err := checkFixed(head)
 	if err != nil {
 		return nil, nil, err
 	}
 	if flen != int64(len(data)) {
 		return nil, nil, fmt.Errorf("%w: file is %d bytes, header says %d (truncated or extended)", ErrCorrupt, len(data), flen)
 	}
-	if string(data[len(data)-4:]) != trailerMagic {
+	if string(tail[trailerLen-4:]) != trailerMagic {
 		return nil, nil, fmt.Errorf("%w: no trailer magic at byte %d", ErrCorrupt, len(data)-4)
 	}
-	hlen := int64(binary.LittleEndian.Uint32(data[12:]))
+	hlen := int64(binary.LittleEndian.Uint32(head[12:]))
 	dataEnd := flen - trailerLen
-	if hlen < fixedHeaderLen+4 || hlen > dataEnd {
+	if hlen < fixedHeaderLen+4 || hlen > dataEnd || hlen > int64(len(head)) {
 		return nil, nil, fmt.Errorf("%w: header length %d out of range %d..%d", ErrCorrupt, hlen, fixedHeaderLen+4, dataEnd)
 	}
-	if got, want := crc32.Checksum(data[:hlen-4], castagnoli), binary.LittleEndian.Uint32(data[hlen-4:]); got != want {
+	if got, want := crc32.Checksum(head[:hlen-4], castagnoli), binary.LittleEndian.Uint32(head[hlen-4:]); got != want {
 		return nil, nil, fmt.Errorf("%w: header checksum is %08x, header says %08x", ErrCorrupt, got, want)
 	}
-	h := &headerReader{dec: dec{b: data[:hlen-4], off: 8 + 4 + 4 + 8}, file: data, hlen: hlen, dataEnd: dataEnd, layoutOnly: layoutOnly}
+	h := &headerReader{dec: dec{b: head[:hlen-4], off: 8 + 4 + 4 + 8}, file: data, readAt: src.readAt,
+		hlen: hlen, dataEnd: dataEnd, layoutOnly: layoutOnly}
 	b, nodes, err = h.block()
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
@@ -284,6 +413,7 @@ func decode(data []byte, layoutOnly bool) (b *block.Block, nodes []*node, err er
 type headerReader struct {
 	dec
 	file       []byte
+	readAt     io.ReaderAt // reads bytes of file without touching it; nil: read file
 	hlen       int64
 	dataEnd    int64
 	layoutOnly bool // check only what needs no buffer read (see decode)
@@ -417,6 +547,7 @@ func (h *headerReader) node(depth int) (*node, error) {
 				i, arrow.Type(nd.typ), off, n, h.hlen, h.dataEnd)
 		}
 		nd.bufs[i] = h.file[off : off+n : off+n]
+		nd.off[i] = int64(off)
 	}
 	if nd.typ == idList || nd.typ == idDictionary {
 		sub, err := h.node(depth + 1)
@@ -424,8 +555,48 @@ func (h *headerReader) node(depth int) (*node, error) {
 			return nil, err
 		}
 		nd.sub = sub
+		if nd.typ == idDictionary && h.readAt != nil {
+			if err := h.preload(sub); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return nd, nil
+}
+
+// maxPreload bounds the dictionary a deferred open copies into the heap.
+const maxPreload = 64 << 10
+
+// preload reads a small dictionary's buffers with one pread into the heap and
+// points the node at the copy. Building a string array reads its last offset, so
+// without this every dictionary would cost a page fault of the mapping at open; a
+// dictionary is small next to the indices into it. Its checks and the file
+// checksum still run (checkData, VerifyBlock).
+func (h *headerReader) preload(nd *node) error {
+	lo, hi := int64(-1), int64(-1)
+	for i, b := range nd.bufs {
+		if b == nil {
+			continue
+		}
+		if lo < 0 || nd.off[i] < lo {
+			lo = nd.off[i]
+		}
+		hi = max(hi, nd.off[i]+int64(len(b)))
+	}
+	if lo < 0 || hi-lo > maxPreload {
+		return nil
+	}
+	buf := alignedBytes(int(hi - lo))
+	if _, err := h.readAt.ReadAt(buf, lo); err != nil {
+		return fmt.Errorf("cannot read a dictionary at bytes [%d,%d): %w", lo, hi, err)
+	}
+	for i, b := range nd.bufs {
+		if b != nil {
+			at := nd.off[i] - lo
+			nd.bufs[i] = buf[at : at+int64(len(b)) : at+int64(len(b))]
+		}
+	}
+	return nil
 }
 
 // buildArray makes the Arrow array of a checked node over its buffers. A

@@ -17,6 +17,7 @@ var benchCommands = []struct {
 	{"chaos", "load and queries while leaves are killed, stopped and restarted; checks the rows", runBenchChaos},
 	{"deploy", "load and queries during scripts/rolling-deploy.sh; time per leaf, coverage, rows lost", runBenchDeploy},
 	{"ingest", "NDJSON ingest speed of a 2-leaf cluster beside DuckDB's read_json", runBenchIngest},
+	{"restart", "exec→ready of a big leaf through the shm handoff, crash recovery and disk", runBenchRestart},
 }
 
 func benchUsage() {

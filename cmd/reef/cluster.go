@@ -23,6 +23,7 @@ leaf stats, for scripts such as scripts/rolling-deploy.sh.
 
   reef cluster leaves FILE               one line per leaf, tab-separated:
                                          id url pid port data_dir shm_dir log
+  reef cluster aggregators FILE          the aggregators' URLs, one per line
   reef cluster argv FILE ID [BINARY]     the leaf's recorded command line, each argument
                                          ended by a NUL byte; BINARY replaces the program
   reef cluster set-pid FILE ID PID [BINARY]
@@ -65,6 +66,19 @@ func runCluster(args []string) int {
 		for _, p := range f.Processes {
 			if p.Role == testbench.RoleLeaf {
 				fmt.Printf("%s\t%s\t%d\t%d\t%s\t%s\t%s\n", p.ID, p.URL, p.PID, p.Port, p.DataDir, p.ShmDir, p.Log)
+			}
+		}
+	case "aggregators":
+		if len(rest) != 1 {
+			return usage()
+		}
+		f, err := testbench.ReadClusterFile(rest[0])
+		if err != nil {
+			return fail(err)
+		}
+		for _, p := range f.Processes {
+			if p.Role == testbench.RoleAggregator {
+				fmt.Println(p.URL)
 			}
 		}
 	case "argv":

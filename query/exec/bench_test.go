@@ -118,7 +118,9 @@ var benchQueries = []struct {
 	{"Q3", "SELECT endpoint, p99(latency_ms) FROM events WHERE status = 500 GROUP BY endpoint"},
 	{"Q4", "SELECT host, count(*) AS c FROM events WHERE time >= now() - 3600 GROUP BY host ORDER BY c DESC LIMIT 10"},
 	{"Q5", "SELECT time(1m), count(*) FROM events WHERE time >= now() - 21600 AND service = 'svc-03' GROUP BY time(1m)"},
-	// Beyond the five: distinct counts, an int sum, a string filter, a wide group.
+	// Beyond the five: a filter alone, distinct counts, an int sum, a string filter,
+	// a wide group.
+	{"CountWhere", "SELECT count(*) FROM events WHERE status = 500"},
 	{"Distinct", "SELECT count_distinct(host) FROM events"},
 	{"DistinctBy", "SELECT service, count_distinct(host) FROM events GROUP BY service"},
 	{"SumLike", "SELECT status, sum(bytes) FROM events WHERE endpoint LIKE '%resource01%' GROUP BY status"},

@@ -1,7 +1,7 @@
 package exec
 
 import (
-	"fmt"
+	"math"
 
 	"github.com/reef-db/reef/query/agg"
 	"github.com/reef-db/reef/query/plan"
@@ -19,7 +19,8 @@ import (
 //
 // count(*), count(col) and sum/avg of a float or narrow int column without NULLs
 // (and no sample_rate) are folded this way; any other aggregate of the block gets
-// group ids from the same per-code table and runs its usual kernel.
+// group ids from the same per-code table and runs its usual kernel. A block none of
+// whose aggregates folds per code takes the usual path.
 
 const denseLanes = 4
 
@@ -73,7 +74,7 @@ func (w *worker) aggregateDense(rows []uint32, wts []int64) (handled bool, err e
 	case v.kind == viewDict && v.c8 != nil:
 		codes = v.c8
 		k.kind, k.dict = kDict, v.dict
-		k.nullID, k.card = uint32(v.dictLen()), uint64(v.dictLen())+1
+		k.nullID, k.card = math.MaxUint32, 256 // no NULLs: every code must name an entry
 	case v.kind == viewInt && v.u8 != nil:
 		codes = v.u8
 		k.kind, k.base = kRaw, v.base
@@ -86,14 +87,21 @@ func (w *worker) aggregateDense(rows []uint32, wts []int64) (handled bool, err e
 	}
 	d := w.dense
 	kinds := w.denseKinds[:0]
+	some := false
 	for i := range w.accs {
 		kind, err := w.denseKind(&w.accs[i])
 		if err != nil {
 			return true, err
 		}
 		kinds = append(kinds, kind)
+		some = some || kind != denseNo
 	}
 	w.denseKinds = kinds
+	if !some {
+		// Every aggregate needs a group per row: resolving codes lazily while
+		// assigning them (grouper.assign) saves the counting pass.
+		return false, nil
+	}
 
 	// Count the rows per code, summing the first summed column on the way.
 	d.cnt = [denseLanes][256]uint32{}
@@ -118,11 +126,11 @@ func (w *worker) aggregateDense(rows []uint32, wts []int64) (handled bool, err e
 			np++
 		}
 	}
-	if k.kind == kDict && np > 0 && uint32(present[np-1]) >= k.nullID {
-		return true, fmt.Errorf("column %q: dictionary code %d beyond its %d entries", gb[0].Column, present[np-1], k.nullID)
-	}
 	for _, c := range present[:np] {
 		d.gid[c] = w.gr.resolve(gb, uint64(c), w.groups, w.newGroup)
+	}
+	if err := w.gr.checkKeys(gb); err != nil {
+		return true, err
 	}
 
 	var gids []uint32 // per selected row, built when some aggregate needs them

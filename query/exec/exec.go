@@ -53,10 +53,14 @@ func Execute(ctx context.Context, p *plan.Plan, blocks []*block.Block, opt Optio
 	}
 	workers := make([]*worker, n)
 	parts := make([]*agg.Partial, n)
+	var shared *admission
+	if n > 1 && !p.Sample {
+		shared = newAdmission(opt.agg().Groups())
+	}
 	var next atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	for i := range workers {
-		w := newWorker(q, opt)
+		w := newWorker(q, opt, shared)
 		workers[i] = w
 		g.Go(func() (err error) {
 			defer func() {

@@ -79,6 +79,26 @@ func TestRandomAgainstReference(t *testing.T) {
 	}
 }
 
+// TestRandomLargeBlocks runs random plans over blocks of thousands of rows, so
+// that the kernels' word-at-a-time and chunked paths see more than a few words.
+func TestRandomLargeBlocks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	iters := 12
+	if testing.Short() {
+		iters = 4
+	}
+	for it := 0; it < iters; it++ {
+		blocks := genBlocks(t, rng, genConfig{blocks: 1 + rng.IntN(3), maxRows: 4000})
+		p := genPlan(rng)
+		opt := Options{Parallelism: 1 + rng.IntN(2)}
+		ok := t.Run(fmt.Sprint(it), func(t *testing.T) { checkAgainstReference(t, p, blocks, opt) })
+		if !ok {
+			t.Logf("plan: %s", planString(p))
+			break
+		}
+	}
+}
+
 func planString(p *plan.Plan) string {
 	return fmt.Sprintf("filter=%s group=%v aggs=%v time=[%d,%d]", exprString(p.Filter), p.GroupBy, p.Aggs, p.TimeMin, p.TimeMax)
 }

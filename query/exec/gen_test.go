@@ -23,6 +23,10 @@ import (
 //	tags         set of strings, NULL and empty sets
 //	m            int in some blocks, float in others (type differs per block)
 //	opt          string, only in some blocks
+//	k            string from the alphabet, never NULL
+//	u            int, never NULL: 0..40 (uint8) in some blocks, 0..5000 (uint16) in others
+//	g            float, never NULL
+//	h            int near ±2^62, never NULL (narrow raw values, huge base: sums overflow)
 var strAlphabet = []string{"a", "b", "ab", "abc", "ba", "x%y", "", "svc-1", "svc-2", "zz"}
 
 type genConfig struct {
@@ -45,6 +49,8 @@ func genBlock(t testing.TB, rng *rand.Rand, id uint64, rows int) *block.Block {
 	hasOpt := rng.IntN(2) == 0
 	mIsFloat := rng.IntN(2) == 0
 	wide := rng.IntN(4) // w's range: 8, 16, 32 or 64 bits
+	uSpan := []int{41, 5001}[rng.IntN(2)]
+	hBase := []int64{1 << 62, -(1 << 62), 0}[rng.IntN(3)]
 	t0 := int64(rng.IntN(200) - 100)
 	col := func(name string, typ block.Type) int {
 		i, tp := b.ColumnIndex(name)
@@ -115,6 +121,10 @@ func genBlock(t testing.TB, rng *rand.Rand, id uint64, rows int) *block.Block {
 		if hasOpt && !null(30) {
 			b.SetString(col("opt", block.TypeString), []byte(strAlphabet[rng.IntN(3)]))
 		}
+		b.SetString(col("k", block.TypeString), []byte(strAlphabet[rng.IntN(len(strAlphabet))]))
+		b.SetInt(col("u", block.TypeInt), int64(rng.IntN(uSpan)))
+		b.SetFloat(col("g", block.TypeFloat), math.Round(rng.NormFloat64()*100)/4)
+		b.SetInt(col("h", block.TypeInt), hBase+int64(rng.IntN(200)))
 		b.EndRow()
 	}
 	blk, err := b.Build(id)
@@ -124,7 +134,7 @@ func genBlock(t testing.TB, rng *rand.Rand, id uint64, rows int) *block.Block {
 	return blk
 }
 
-var genColumns = []string{"time", "sample_rate", "i", "w", "f", "s", "tags", "m", "opt", "nope"}
+var genColumns = []string{"time", "sample_rate", "i", "w", "f", "s", "tags", "m", "opt", "nope", "k", "u", "g", "h"}
 
 // genLiteral returns a literal fitting column c most of the time.
 func genLiteral(rng *rand.Rand, c string) plan.Value {
@@ -154,6 +164,12 @@ func genLiteral(rng *rand.Rand, c string) plan.Value {
 		return plan.Int(int64(rng.IntN(200000)) - 1000 + []int64{0, 70000}[rng.IntN(2)])
 	case "f":
 		return plan.Float(math.Round(rng.NormFloat64()*1000) / 8)
+	case "g":
+		return plan.Float(math.Round(rng.NormFloat64()*100) / 4)
+	case "u":
+		return plan.Int(int64(rng.IntN(60)))
+	case "h":
+		return plan.Int([]int64{1 << 62, -(1 << 62), 0}[rng.IntN(3)] + int64(rng.IntN(220)) - 10)
 	}
 	return plan.String(strAlphabet[rng.IntN(len(strAlphabet))])
 }
@@ -219,7 +235,7 @@ func genFilter(rng *rand.Rand, depth int) *plan.Expr {
 	return &plan.Expr{Op: plan.OpOr, Args: []*plan.Expr{genFilter(rng, depth-1), genFilter(rng, depth-1)}}
 }
 
-var numericColumns = []string{"time", "sample_rate", "i", "w", "f", "m", "nope"}
+var numericColumns = []string{"time", "sample_rate", "i", "w", "f", "m", "nope", "u", "g", "h"}
 
 func genAgg(rng *rand.Rand) plan.Agg {
 	c := numericColumns[rng.IntN(len(numericColumns))]
@@ -255,7 +271,8 @@ func genPlan(rng *rand.Rand) *plan.Plan {
 		p.TimeMax = p.TimeMin + int64(rng.IntN(100))
 	}
 	keys := []plan.GroupKey{{Column: "s"}, {Column: "i"}, {Column: "time", Bucket: 7}, {Column: "time", Bucket: 60},
-		{Column: "w"}, {Column: "f"}, {Column: "m"}, {Column: "opt"}, {Column: "nope"}, {Column: "time"}, {Column: "i", Bucket: 3}}
+		{Column: "w"}, {Column: "f"}, {Column: "m"}, {Column: "opt"}, {Column: "nope"}, {Column: "time"}, {Column: "i", Bucket: 3},
+		{Column: "k"}, {Column: "k"}, {Column: "u"}, {Column: "u"}, {Column: "h"}}
 	for k := rng.IntN(3); k > 0; k-- {
 		p.GroupBy = append(p.GroupBy, keys[rng.IntN(len(keys))])
 	}

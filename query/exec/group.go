@@ -3,6 +3,8 @@ package exec
 import (
 	"fmt"
 	"math"
+	"sync"
+	"unsafe"
 
 	"github.com/apache/arrow/go/v15/arrow/array"
 
@@ -18,13 +20,14 @@ type groups struct {
 	strs      map[string]uint32 // single string key → gid: no key encoding
 	keys      [][]plan.Value    // keys[gid]; keys[0] is the trash group's
 	max       int
+	shared    *admission // nil with a single worker
 	truncated bool
 	buf       []byte
 	mem       arena
 }
 
-func newGroups(maxGroups int) *groups {
-	return &groups{index: make(map[string]uint32), keys: [][]plan.Value{nil}, max: maxGroups}
+func newGroups(maxGroups int, shared *admission) *groups {
+	return &groups{index: make(map[string]uint32), keys: [][]plan.Value{nil}, max: maxGroups, shared: shared}
 }
 
 // n is the number of gids in use, the trash group included.
@@ -36,8 +39,10 @@ func (g *groups) lookup(key []plan.Value) (gid uint32, added bool) {
 	// A key of one string, the most common, is looked up as itself; every other key
 	// by its encoding. Each key has one form, so the two maps never disagree.
 	single := len(key) == 1 && key[0].Kind == plan.KindString
+	var lookupKey string
 	if single {
-		if id, ok := g.strs[key[0].S]; ok {
+		lookupKey = key[0].S
+		if id, ok := g.strs[lookupKey]; ok {
 			return id, false
 		}
 	} else {
@@ -45,10 +50,19 @@ func (g *groups) lookup(key []plan.Value) (gid uint32, added bool) {
 		if id, ok := g.index[string(g.buf)]; ok {
 			return id, false
 		}
+		lookupKey = unsafe.String(unsafe.SliceData(g.buf), len(g.buf)) // only until g.buf changes
 	}
 	if len(g.keys)-1 >= g.max {
 		g.truncated = true
 		return 0, false
+	}
+	if g.shared != nil {
+		g.shared.mu.Lock()
+		defer g.shared.mu.Unlock()
+		if !g.shared.admit(lookupKey, single) {
+			g.truncated = true
+			return 0, false
+		}
 	}
 	k := g.mem.values(len(key))
 	for i, v := range key {
@@ -64,10 +78,53 @@ func (g *groups) lookup(key []plan.Value) (gid uint32, added bool) {
 			g.strs = make(map[string]uint32)
 		}
 		g.strs[k[0].S] = id
+		lookupKey = k[0].S
 	} else {
-		g.index[g.mem.bytesStr(g.buf)] = id
+		lookupKey = g.mem.bytesStr(g.buf)
+		g.index[lookupKey] = id
+	}
+	if g.shared != nil {
+		g.shared.record(lookupKey, single)
 	}
 	return id, true
+}
+
+// admission makes the workers of one query agree on which groups exist once the
+// MaxGroups bound is reached: a group is created by any worker only if it exists
+// already or there is room, so every worker drops the rows of the same groups and
+// each group kept is complete. It costs a locked map lookup per new group and
+// worker. Its maps hold at most MaxGroups keys, interned by the workers.
+type admission struct {
+	mu    sync.Mutex
+	max   int
+	index map[string]struct{} // encoded keys
+	strs  map[string]struct{} // single string keys
+}
+
+func newAdmission(maxGroups int) *admission {
+	return &admission{max: maxGroups, index: make(map[string]struct{}), strs: make(map[string]struct{})}
+}
+
+// admit reports whether a group of key may be created. Call with mu held.
+func (a *admission) admit(key string, single bool) bool {
+	m := a.index
+	if single {
+		m = a.strs
+	}
+	if _, ok := m[key]; ok {
+		return true
+	}
+	return len(a.index)+len(a.strs) < a.max
+}
+
+// record notes a created group's key (a string that stays valid). Call with mu
+// held.
+func (a *admission) record(key string, single bool) {
+	if single {
+		a.strs[key] = struct{}{}
+	} else {
+		a.index[key] = struct{}{}
+	}
 }
 
 // keyCol is one GROUP BY key over the current block: a local id per selected row
@@ -82,6 +139,8 @@ type keyCol struct {
 	base          int64         // kRaw: value = id + base
 	first, bucket int64         // kBucket: value = first + id*bucket
 	vals          []plan.Value  // kMapped
+
+	bad bool // value met a dictionary code beyond the dictionary
 
 	table   []uint32 // kBucket over narrow ints: raw value → id
 	intIDs  map[int64]uint32
@@ -104,12 +163,18 @@ const (
 // through a dense table; larger ranges go through a hash map.
 const maxDenseCard = 1 << 20
 
+// value is the key value of local id. A dictionary code beyond the dictionary
+// (a corrupt block) reads as NULL and sets bad.
 func (k *keyCol) value(id uint32) plan.Value {
 	if id == k.nullID {
 		return plan.Null()
 	}
 	switch k.kind {
 	case kDict:
+		if int(id) >= k.dict.Len() {
+			k.bad = true
+			return plan.Null()
+		}
 		return plan.String(k.dict.Value(int(id)))
 	case kRaw:
 		return plan.Int(int64(id) + k.base)
@@ -385,6 +450,25 @@ func (gr *grouper) assign(gb []plan.GroupKey, vs *views, rows, ident []uint32, g
 		gr.keys = make([]keyCol, len(gb))
 		gr.key = make([]plan.Value, len(gb))
 	}
+	gids, err := gr.assignKeys(gb, vs, rows, ident, gs, onNew)
+	if err == nil {
+		err = gr.checkKeys(gb)
+	}
+	return gids, err
+}
+
+// checkKeys reports a corrupt dictionary code met while resolving groups.
+func (gr *grouper) checkKeys(gb []plan.GroupKey) error {
+	for j := range gb {
+		if k := &gr.keys[j]; k.bad {
+			k.bad = false
+			return fmt.Errorf("column %q: dictionary code beyond its %d entries", gb[j].Column, k.dict.Len())
+		}
+	}
+	return nil
+}
+
+func (gr *grouper) assignKeys(gb []plan.GroupKey, vs *views, rows, ident []uint32, gs *groups, onNew func()) ([]uint32, error) {
 	if gids, ok, err := gr.assignSingle(gb, vs, rows, gs, onNew); ok || err != nil {
 		return gids, err
 	}
@@ -476,8 +560,9 @@ func (gr *grouper) assignSingle(gb []plan.GroupKey, vs *views, rows []uint32, gs
 		return nil, false, nil
 	}
 	if v.kind == viewDict {
+		// No NULLs: every code must name an entry (nullID matches no code).
 		k.kind, k.dict = kDict, v.dict
-		k.nullID, k.card = uint32(v.dictLen()), uint64(v.dictLen())+1
+		k.nullID, k.card = math.MaxUint32, size
 	} else {
 		k.kind, k.base = kRaw, v.base
 		k.nullID, k.card = uint32(size), size+1

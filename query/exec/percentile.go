@@ -58,8 +58,18 @@ func (a *acc) percentile(v *colView, rows, gids []uint32, wts []int64) error {
 		}
 	case viewFloat:
 		vals := v.f64
-		for k, i := range rows {
-			buf[k] = vals[i]
+		n := len(rows)
+		step := n*5/8 + 1
+		for gcd(step, n) != 1 {
+			step++
+		}
+		k := 0
+		for range rows {
+			buf[k] = vals[rows[k]]
+			k += step
+			if k >= n {
+				k -= n
+			}
 		}
 	default:
 		return typeError(a.spec.fn, v, a.spec.col)
@@ -81,7 +91,7 @@ func (a *acc) percentile(v *colView, rows, gids []uint32, wts []int64) error {
 	if len(a.pend)+len(buf) > cap(a.pend) {
 		a.flushBins()
 		if cap(a.pend) < len(buf) {
-			a.pend = make([]binAdd, 0, max(pendingBins, len(buf)))
+			a.pend = a.s.pendBuf(len(buf))
 		}
 	}
 	pend := a.pend
@@ -106,13 +116,36 @@ func (a *acc) percentile(v *colView, rows, gids []uint32, wts []int64) error {
 	return nil
 }
 
+// pendBuf returns an empty queue for at least n additions, reusing one of the
+// scratch's.
+func (s *scratch) pendBuf(n int) []binAdd {
+	for len(s.pends) > 0 {
+		p := s.pends[len(s.pends)-1]
+		s.pends = s.pends[:len(s.pends)-1]
+		if cap(p) >= n {
+			return p[:0]
+		}
+	}
+	return make([]binAdd, 0, max(pendingBins, n))
+}
+
+// keepPendBuf hands a percentile's queue back to the scratch for reuse (at most
+// maxPendBufs are kept).
+func (s *scratch) keepPendBuf(p []binAdd) {
+	if cap(p) > 0 && len(s.pends) < maxPendBufs {
+		s.pends = append(s.pends, p[:0])
+	}
+}
+
+const maxPendBufs = 4
+
 // flushBins adds the queued additions to the groups' bins.
 func (a *acc) flushBins() {
 	for _, p := range a.pend {
 		if p.g < negBins {
-			a.pos[p.g].add(int(p.i), 1)
+			a.pos[p.g].inc(int(p.i))
 		} else {
-			a.neg[p.g&^negBins].add(int(p.i), 1)
+			a.neg[p.g&^negBins].inc(int(p.i))
 		}
 	}
 	a.pend = a.pend[:0]
@@ -170,38 +203,78 @@ func sketchIndex(x float64) int {
 }
 
 // hist counts values per sketch bin index over a contiguous range that grows by
-// doubling. It becomes a DDSketch store once, when the worker hands over its
-// groups.
+// doubling. Unweighted additions go to 16-bit counters (2 bytes per bin keep a
+// group's bins small enough to stay in the cache), whose wrap-arounds are carried
+// into wide; weighted additions go to wide directly. It becomes a DDSketch store
+// once, when the worker hands over its groups.
 type hist struct {
-	off  int // index of bins[0]
-	bins []float64
+	off    int      // index of counts[0]
+	counts []uint16 // unweighted additions, modulo 2^16
+	wide   []float64
 }
 
-func (h *hist) add(index int, w float64) {
+// inc adds one value to bin index.
+func (h *hist) inc(index int) {
 	j := index - h.off
-	if uint(j) >= uint(len(h.bins)) {
+	if uint(j) >= uint(len(h.counts)) {
 		j = h.grow(index)
 	}
-	h.bins[j] += w
+	h.counts[j]++
+	if h.counts[j] == 0 {
+		h.carry(j)
+	}
+}
+
+func (h *hist) carry(j int) {
+	if h.wide == nil {
+		h.wide = make([]float64, len(h.counts))
+	}
+	h.wide[j] += 1 << 16
+}
+
+// add adds weight w to bin index.
+func (h *hist) add(index int, w float64) {
+	j := index - h.off
+	if uint(j) >= uint(len(h.counts)) {
+		j = h.grow(index)
+	}
+	if h.wide == nil {
+		h.wide = make([]float64, len(h.counts))
+	}
+	h.wide[j] += w
 }
 
 // grow extends the range to include index and returns its position.
 func (h *hist) grow(index int) int {
-	if len(h.bins) == 0 {
-		h.bins = make([]float64, 128)
+	if len(h.counts) == 0 {
+		h.counts = make([]uint16, 128)
 		h.off = index - 64
 		return 64
 	}
-	lo, hi := min(h.off, index), max(h.off+len(h.bins)-1, index)
-	n := max(2*len(h.bins), hi-lo+1)
+	lo, hi := min(h.off, index), max(h.off+len(h.counts)-1, index)
+	n := max(2*len(h.counts), hi-lo+1)
 	// Leave room on the side that grew.
 	if index < h.off {
 		lo = hi - n + 1
 	}
-	bins := make([]float64, n)
-	copy(bins[h.off-lo:], h.bins)
-	h.bins, h.off = bins, lo
+	counts := make([]uint16, n)
+	copy(counts[h.off-lo:], h.counts)
+	if h.wide != nil {
+		wide := make([]float64, n)
+		copy(wide[h.off-lo:], h.wide)
+		h.wide = wide
+	}
+	h.counts, h.off = counts, lo
 	return index - lo
+}
+
+// count is the total in bin position j.
+func (h *hist) count(j int) float64 {
+	c := float64(h.counts[j])
+	if h.wide != nil {
+		c += h.wide[j]
+	}
+	return c
 }
 
 // store returns the counts as a DDSketch dense store, allocated once at its final
@@ -209,8 +282,8 @@ func (h *hist) grow(index int) int {
 func (h *hist) store() *store.DenseStore {
 	s := store.NewDenseStore()
 	first, last := -1, -1
-	for j, c := range h.bins {
-		if c > 0 {
+	for j := range h.counts {
+		if h.count(j) > 0 {
 			if first < 0 {
 				first = j
 			}
@@ -220,14 +293,21 @@ func (h *hist) store() *store.DenseStore {
 	if first < 0 {
 		return s
 	}
-	s.AddWithCount(h.off+last, h.bins[last])
+	s.AddWithCount(h.off+last, h.count(last))
 	if first != last {
-		s.AddWithCount(h.off+first, h.bins[first])
+		s.AddWithCount(h.off+first, h.count(first))
 	}
 	for j := first + 1; j < last; j++ {
-		if c := h.bins[j]; c > 0 {
+		if c := h.count(j); c > 0 {
 			s.AddWithCount(h.off+j, c)
 		}
 	}
 	return s
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
 }

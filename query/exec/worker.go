@@ -40,6 +40,7 @@ type scratch struct {
 
 	dense      *denseScratch // dense grouping on an 8-bit key
 	denseKinds []denseKind
+	pends      [][]binAdd // percentile queues, for reuse
 }
 
 var scratchPool = sync.Pool{New: func() any {
@@ -69,8 +70,8 @@ func (s *scratch) release() {
 	scratchPool.Put(s)
 }
 
-func newWorker(q *query, opt Options) *worker {
-	w := &worker{q: q, opt: opt, groups: newGroups(opt.agg().Groups())}
+func newWorker(q *query, opt Options, shared *admission) *worker {
+	w := &worker{q: q, opt: opt, groups: newGroups(opt.agg().Groups(), shared)}
 	w.scratch = scratchPool.Get().(*scratch)
 	w.accs = make([]acc, len(q.aggs))
 	for i, spec := range q.aggs {
@@ -323,7 +324,10 @@ func (w *worker) partial() (*agg.Partial, error) {
 		out.States[i] = slab[i*na : (i+1)*na : (i+1)*na]
 	}
 	for j := range w.accs {
-		w.accs[j].fillStates(out.States, j)
+		a := &w.accs[j]
+		a.fillStates(out.States, j)
+		w.scratch.keepPendBuf(a.pend)
+		a.pend = nil
 	}
 	return out, nil
 }

@@ -131,7 +131,7 @@ func TestTimeline(t *testing.T) {
 		if p.Width != 4 && p != pts[len(pts)-1] {
 			t.Fatalf("bucket width %v, want 4 s after coarsening", p.Width)
 		}
-		rows += int64(p.RowsPerSec * p.Width)
+		rows += p.Rows
 		queries += p.Queries
 	}
 	if rows != 2500 || queries != 3 {
@@ -169,7 +169,7 @@ func TestRunLoadRowsAndConcurrency(t *testing.T) {
 	}
 	var rows int64
 	for _, p := range tl.Points(time.Now()) {
-		rows += int64(p.RowsPerSec * p.Width)
+		rows += p.Rows
 	}
 	if rows != 2500 {
 		t.Errorf("timeline holds %d rows, want 2500", rows)
@@ -222,11 +222,10 @@ func TestRunLoadGivesUpAfterDrain(t *testing.T) {
 		}
 		return 0
 	}
-	stop := make(chan struct{})
-	close(stop)
 	l := NewLedger("t4")
-	// Stop is closed: at most the batches the scheduler handed out before seeing it.
-	res, err := RunLoad(context.Background(), LoadConfig{Client: f.client(), Table: "ev", Ledger: l,
+	// Every sender ends up retrying a refused batch; the load must still end, giving
+	// them up DrainTimeout after its Duration.
+	res, err := RunLoad(context.Background(), LoadConfig{Client: f.client(), Table: "ev", Ledger: l, PoolRows: 100,
 		Duration: 200 * time.Millisecond, BatchRows: 100, Concurrency: 4, DrainTimeout: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -446,7 +445,7 @@ func TestRunScenario(t *testing.T) {
 		Target:        Target{URL: f.srv.URL},
 		Duration:      300 * time.Millisecond,
 		Preload:       1000,
-		Load:          &LoadConfig{Rate: 10_000, BatchRows: 200},
+		Load:          &LoadConfig{Rate: 10_000, BatchRows: 200, PoolRows: 1000},
 		Queries:       &QueryConfig{Clients: 1, Interval: 20 * time.Millisecond},
 		Verify:        true,
 		CoverageFloor: 90,
@@ -488,7 +487,30 @@ func TestRunScenario(t *testing.T) {
 func TestScenarioNeedsACluster(t *testing.T) {
 	_, err := Run(context.Background(), Scenario{Kind: "chaos", Target: Target{URL: "http://127.0.0.1:1"},
 		Load: &LoadConfig{}, Faults: &FaultConfig{}, OutDir: t.TempDir()})
-	if err == nil || !strings.Contains(err.Error(), "start itself") {
+	if err == nil || !strings.Contains(err.Error(), "starts itself") {
 		t.Errorf("error %v, want faults to need a cluster of the run's own", err)
+	}
+}
+
+func TestParseDeployOutput(t *testing.T) {
+	out := `rolling deploy of 2 leaves, 1 at a time (cluster /tmp/x/cluster.json)
+leaf         handoff_ms  exit_ms  exec_ready_ms  start   rows_before  rows_handed
+leaf-0             12.3      1.2           45.6  shm            1000         1001
+leaf-1              9.0      0.8           30.1  wal             500          500
+FAILED leaf-2: not ready within 60s
+total 120.5 ms for 2 leaves, 0 rows lost
+`
+	got := parseDeployOutput(out)
+	want := map[string]DeployLeaf{
+		"leaf-0": {HandoffMS: 12.3, ExitMS: 1.2, ExecReadyMS: 45.6, RowsHanded: 1001},
+		"leaf-1": {HandoffMS: 9, ExitMS: 0.8, ExecReadyMS: 30.1, RowsHanded: 500},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("parsed %+v, want %+v", got, want)
+	}
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("%s: %+v, want %+v", id, got[id], w)
+		}
 	}
 }

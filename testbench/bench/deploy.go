@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -26,8 +25,10 @@ const (
 	DefaultDeployAround = 3 * time.Second
 	// readyPollEvery is how often the deploy watches every leaf's /readyz.
 	readyPollEvery = 10 * time.Millisecond
-	// outputTailBytes is how much of the script's output the report quotes.
+	// outputTailBytes is how much of the script's output the report quotes, and
+	// maxOutputBytes how much of it is kept to be read.
 	outputTailBytes = 4096
+	maxOutputBytes  = 1 << 20
 )
 
 // DeployConfig describes a rolling deploy during a run: the script restarts the
@@ -57,6 +58,9 @@ type DeployResult struct {
 	StartS   float64 `json:"start_s"`
 	TotalS   float64 `json:"total_s"`
 	ExitCode int     `json:"exit_code"`
+	// MinCoverage is the lowest coverage of an answer between the start of the
+	// deploy and its end (percent; -1 when no query answered meanwhile).
+	MinCoverage float64 `json:"min_coverage"`
 	// Leaves are the leaves in order.
 	Leaves []DeployLeaf `json:"leaves"`
 	// OutputTail is the end of the script's output.
@@ -66,6 +70,14 @@ type DeployResult struct {
 // DeployLeaf is one leaf's part of a deploy.
 type DeployLeaf struct {
 	ID string `json:"id"`
+	// HandoffMS, ExitMS and ExecReadyMS are the script's timeline of the leaf: the
+	// handoff request, until the old process was gone, and from starting the new one
+	// until it was ready. RowsHanded is the rows it handed over. All are 0 when the
+	// script did not report the leaf.
+	HandoffMS   float64 `json:"handoff_ms"`
+	ExitMS      float64 `json:"exit_ms"`
+	ExecReadyMS float64 `json:"exec_ready_ms"`
+	RowsHanded  int64   `json:"rows_handed"`
 	// DownMS is how long its /readyz did not answer 200 during the deploy, polled
 	// every 10 ms.
 	DownMS float64 `json:"down_ms"`
@@ -80,21 +92,12 @@ type DeployLeaf struct {
 // FindDeployScript walks up from the working directory to the repository's
 // scripts/rolling-deploy.sh.
 func FindDeployScript() (string, error) {
-	dir, err := os.Getwd()
+	dir, file := filepath.Split(filepath.FromSlash(DefaultDeployScript))
+	d, err := findUp(filepath.Clean(dir), file)
 	if err != nil {
-		return "", fmt.Errorf("cannot find the deploy script: %w", err)
+		return "", fmt.Errorf("cannot find the deploy script: %w (run from the reef repository, or give --script)", err)
 	}
-	for {
-		cand := filepath.Join(dir, filepath.FromSlash(DefaultDeployScript))
-		if _, err := os.Stat(cand); err == nil {
-			return cand, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("cannot find the deploy script: no " + DefaultDeployScript + " above the working directory (run from the reef repository, or give --script)")
-		}
-		dir = parent
-	}
+	return filepath.Join(d, file), nil
 }
 
 // runDeploy waits cfg.Before, runs the deploy script on c while watching every
@@ -135,7 +138,7 @@ func runDeploy(ctx context.Context, c *testbench.Cluster, cfg DeployConfig, tl *
 	sctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(sctx, script, args...)
-	var out tailBuffer
+	var out boundedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	t0 := time.Now()
 	res.StartS = round3(t0.Sub(tl.Start()).Seconds())
@@ -144,7 +147,8 @@ func runDeploy(ctx context.Context, c *testbench.Cluster, cfg DeployConfig, tl *
 	t1 := time.Now()
 	res.TotalS = round3(t1.Sub(t0).Seconds())
 	tl.Mark(t1, MarkInfo, "deploy ended")
-	res.OutputTail = strings.TrimSpace(out.String())
+	output := out.String()
+	res.OutputTail = strings.TrimSpace(output[max(0, len(output)-outputTailBytes):])
 	var exitErr *exec.ExitError
 	switch {
 	case runErr == nil:
@@ -159,9 +163,18 @@ func runDeploy(ctx context.Context, c *testbench.Cluster, cfg DeployConfig, tl *
 	err := sleepCtx(ctx, cfg.After)
 	stopWatch()
 	<-watchDone
+	res.MinCoverage = -1
+	for _, p := range tl.Points(time.Now()) {
+		if p.CoverageMin != nil && p.T+p.Width > res.StartS && p.T < res.StartS+res.TotalS &&
+			(res.MinCoverage < 0 || *p.CoverageMin < res.MinCoverage) {
+			res.MinCoverage = *p.CoverageMin
+		}
+	}
+	byID := parseDeployOutput(output)
 	down := w.downtimes()
 	for i, l := range leaves {
-		dl := DeployLeaf{ID: l.ID, DownMS: round3(float64(down[i]) / 1e6)}
+		dl := byID[l.ID]
+		dl.ID, dl.DownMS = l.ID, round3(float64(down[i])/1e6)
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		st, serr := (&api.Client{BaseURL: l.URL, HTTP: c.Client().HTTP}).Stats(sctx)
 		cancel()
@@ -239,32 +252,50 @@ func (w *readyWatch) downtimes() []time.Duration {
 	return append([]time.Duration(nil), w.down...)
 }
 
-// tailBuffer keeps the last outputTailBytes bytes written to it.
-type tailBuffer struct {
+// parseDeployOutput reads the per-leaf lines of rolling-deploy.sh's timeline,
+//
+//	leaf         handoff_ms  exit_ms  exec_ready_ms  start   rows_before  rows_handed
+//	leaf-0             12.3      1.2           45.6  shm            1000         1000
+//
+// into DeployLeafs by id. Lines of any other shape are left out.
+func parseDeployOutput(out string) map[string]DeployLeaf {
+	leaves := map[string]DeployLeaf{}
+	for line := range strings.SplitSeq(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) != 7 {
+			continue
+		}
+		var l DeployLeaf
+		var before int64
+		_, err := fmt.Sscanf(strings.Join(f[1:], " "), "%g %g %g %s %d %d", &l.HandoffMS, &l.ExitMS, &l.ExecReadyMS, new(string), &before, &l.RowsHanded)
+		if err != nil {
+			continue
+		}
+		leaves[f[0]] = l
+	}
+	return leaves
+}
+
+// boundedBuffer keeps the first maxOutputBytes bytes written to it and drops the
+// rest. It is safe for concurrent writers.
+type boundedBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf.Write(p)
-	if t.buf.Len() > 2*outputTailBytes {
-		keep := append([]byte(nil), t.buf.Bytes()[t.buf.Len()-outputTailBytes:]...)
-		t.buf.Reset()
-		t.buf.Write(keep)
+func (b *boundedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := maxOutputBytes - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(len(p), room)])
 	}
 	return len(p), nil
 }
 
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	b := t.buf.Bytes()
-	if len(b) > outputTailBytes {
-		b = b[len(b)-outputTailBytes:]
-	}
-	return string(b)
+func (b *boundedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // sleepCtx waits d or until ctx ends.

@@ -57,9 +57,9 @@ type LoadConfig struct {
 	Concurrency int
 
 	// Seed selects the generated events (default 1); PoolRows how many distinct
-	// events are encoded before the load starts and then sent round and round (default
-	// Rows if that is smaller than DefaultPoolRows, else DefaultPoolRows; at most
-	// 1,048,576). Their times span the hour before the load starts.
+	// events are encoded before the load starts and then sent round and round
+	// (default DefaultPoolRows, or fewer when Rows or Rate·Duration is smaller; at
+	// most 1,048,576). Their times span the hour before the load starts.
 	Seed     uint64
 	PoolRows int
 
@@ -117,19 +117,31 @@ type LoadResult struct {
 // refused for good (a 4xx other than 408 and 429: the load is wrong, retrying will
 // not help) or ctx was cancelled.
 func RunLoad(ctx context.Context, cfg LoadConfig) (*LoadResult, error) {
+	l, err := newLoader(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return l.load(ctx)
+}
+
+// newLoader checks cfg and encodes the rows of a load.
+func newLoader(cfg LoadConfig) (*loader, error) {
 	cfg, err := cfg.resolve()
 	if err != nil {
 		return nil, err
 	}
-	start := time.Now()
-	pool, err := newRowPool(testbench.GenConfig{Seed: cfg.Seed, Rows: cfg.PoolRows, End: start, Span: time.Hour})
+	pool, err := newRowPool(testbench.GenConfig{Seed: cfg.Seed, Rows: cfg.PoolRows, End: time.Now(), Span: time.Hour})
 	if err != nil {
 		return nil, fmt.Errorf("cannot generate the load's rows: %w", err)
 	}
-	l := &loader{cfg: cfg, pool: pool, lat: newSketch(),
-		res: LoadResult{Table: cfg.Table, TargetRate: cfg.Rate, BatchRows: cfg.BatchRows, Concurrency: cfg.Concurrency}}
-	start = time.Now() // the pool's generation is not part of the load
-	err = l.run(ctx, start)
+	return &loader{cfg: cfg, pool: pool, lat: newSketch(),
+		res: LoadResult{Table: cfg.Table, TargetRate: cfg.Rate, BatchRows: cfg.BatchRows, Concurrency: cfg.Concurrency}}, nil
+}
+
+// load sends the load from now on and sums it up.
+func (l *loader) load(ctx context.Context) (*LoadResult, error) {
+	start := time.Now()
+	err := l.run(ctx, start)
 	r := &l.res
 	r.ElapsedS = round3(time.Since(start).Seconds())
 	if r.ElapsedS > 0 {
@@ -165,9 +177,13 @@ func (cfg LoadConfig) resolve() (LoadConfig, error) {
 		cfg.Seed = 1
 	}
 	if cfg.PoolRows == 0 {
+		// No more distinct rows than the load will send, if that is known.
 		cfg.PoolRows = DefaultPoolRows
 		if cfg.Rows > 0 {
 			cfg.PoolRows = int(min(cfg.Rows, DefaultPoolRows))
+		}
+		if cfg.Rate > 0 && cfg.Duration > 0 {
+			cfg.PoolRows = int(min(float64(cfg.PoolRows), cfg.Rate*cfg.Duration.Seconds()+float64(cfg.BatchRows)))
 		}
 	}
 	cfg.PoolRows = min(cfg.PoolRows, maxPoolRows)
@@ -196,9 +212,9 @@ type loader struct {
 
 // job is one batch to send.
 type job struct {
-	n    int64 // batch number
 	rows int
-	pos  int // first pool line
+	pos  int   // first pool line
+	n    int64 // batch number, given by the sender that takes the job
 }
 
 // run schedules batches at the target rate and sends them with Concurrency workers.
@@ -214,6 +230,14 @@ func (l *loader) run(ctx context.Context, start time.Time) error {
 		eg.Go(func() error {
 			var buf []byte
 			for j := range work {
+				n, err := l.cfg.Ledger.next(j.rows)
+				if err != nil {
+					return err
+				}
+				j.n = n
+				l.mu.Lock()
+				l.res.Batches++
+				l.mu.Unlock()
 				buf = l.pool.appendBatch(buf[:0], j.pos, j.rows, j.n)
 				if err := l.send(ctx, j, buf); err != nil {
 					return err
@@ -266,15 +290,13 @@ func (l *loader) schedule(ctx context.Context, start time.Time, work chan<- job)
 			return nil
 		default:
 		}
-		n, err := cfg.Ledger.next(rows)
-		if err != nil {
-			return err
-		}
-		l.mu.Lock()
-		l.res.Batches++
-		l.mu.Unlock()
+		// Wait for a free sender; the load may end meanwhile (every sender retrying).
 		select {
-		case work <- job{n: n, rows: rows, pos: pos}:
+		case work <- job{rows: rows, pos: pos}:
+		case <-end:
+			return nil
+		case <-cfg.Stop:
+			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}

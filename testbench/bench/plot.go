@@ -108,14 +108,16 @@ func timePlot(path, title, yLabel string, pts []Point, marks []Mark, ss []series
 	}
 	p.X.Min, p.X.Max = 0, max(end, 1)
 
-	legend := map[string]bool{}
+	if len(marks) > 0 {
+		p.X.Label.Text += " (dashed: red a fault, green a recovery, grey an event)"
+	}
 	for _, m := range marks {
-		col, name := grey, "event"
+		col := grey
 		switch m.Kind {
 		case MarkFault:
-			col, name = red, "fault"
+			col = red
 		case MarkRecover:
-			col, name = green, "recovered"
+			col = green
 		}
 		l, err := plotter.NewLine(plotter.XYs{{X: m.At, Y: bottom}, {X: m.At, Y: top}})
 		if err != nil {
@@ -123,10 +125,6 @@ func timePlot(path, title, yLabel string, pts []Point, marks []Mark, ss []series
 		}
 		l.LineStyle = draw.LineStyle{Color: col, Width: vg.Points(0.8), Dashes: []vg.Length{vg.Points(2), vg.Points(2)}}
 		p.Add(l)
-		if !legend[name] {
-			legend[name] = true
-			p.Legend.Add(name, l)
-		}
 	}
 	if err := p.Save(plotWidth, plotHeight, path); err != nil {
 		return fmt.Errorf("cannot write plot %s: %w", path, err)

@@ -114,7 +114,11 @@ func (r *Report) summarize() {
 	if d := r.Deploy; d != nil {
 		r.add("deploy", "%d leaves in %.2f s (script exit %d)", len(d.Leaves), d.TotalS, d.ExitCode)
 		for _, l := range d.Leaves {
-			r.add("  "+l.ID, "unavailable %.0f ms; start path %s in %.1f ms", l.DownMS, l.StartPath, l.StartMS)
+			r.add("  "+l.ID, "handoff %.1f ms, exec→ready %.1f ms, not ready for %.0f ms; started from %s in %.1f ms",
+				l.HandoffMS, l.ExecReadyMS, l.DownMS, l.StartPath, l.StartMS)
+		}
+		if d.MinCoverage >= 0 {
+			r.add("coverage in deploy", "lowest %.1f%%", d.MinCoverage)
 		}
 	}
 	if v := r.Verify; v != nil {
@@ -179,10 +183,12 @@ func (r *Report) Markdown() string {
 	if d := r.Deploy; d != nil {
 		b.WriteString("## Deploy\n\n")
 		fmt.Fprintf(&b, "`%s` ran from %.1f s to %.1f s (%.2f s, exit %d).\n\n", d.Command, d.StartS, d.StartS+d.TotalS, d.TotalS, d.ExitCode)
-		b.WriteString("| leaf | unavailable ms | start path | start ms | rows after |\n|---|---|---|---|---|\n")
+		b.WriteString("| leaf | handoff ms | exit ms | exec→ready ms | not ready ms | start path | start ms | rows handed over | rows after |\n|---|---|---|---|---|---|---|---|---|\n")
 		for _, l := range d.Leaves {
-			fmt.Fprintf(&b, "| %s | %.0f | %s | %.1f | %d |\n", l.ID, l.DownMS, l.StartPath, l.StartMS, l.RowsAfter)
+			fmt.Fprintf(&b, "| %s | %.1f | %.1f | %.1f | %.0f | %s | %.1f | %d | %d |\n",
+				l.ID, l.HandoffMS, l.ExitMS, l.ExecReadyMS, l.DownMS, l.StartPath, l.StartMS, l.RowsHanded, l.RowsAfter)
 		}
+		b.WriteString("\nhandoff, exit and exec→ready are the script's own timeline; not ready is how long the leaf's `/readyz` failed, polled every 10 ms from outside; start path and start ms are what the new process reports in its stats.\n")
 		b.WriteString("\n")
 		if d.OutputTail != "" {
 			fmt.Fprintf(&b, "End of the script's output:\n\n```\n%s\n```\n\n", d.OutputTail)

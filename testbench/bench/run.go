@@ -157,6 +157,16 @@ func Run(ctx context.Context, s Scenario) (rep *Report, err error) {
 		bar.println(fmt.Sprintf("preloaded %s rows in %.1f s", thousands(pre.AcceptedRows), pre.ElapsedS))
 	}
 
+	// The load's rows are encoded before the clock starts.
+	var loader *loader
+	if s.Load != nil {
+		cfg := *s.Load
+		cfg.Client, cfg.Table, cfg.Ledger = t.client, s.Table, ledger
+		cfg.Duration, cfg.Rows = s.Duration, 0 // Duration sizes the row pool
+		if loader, err = newLoader(cfg); err != nil {
+			return rep, err
+		}
+	}
 	tl := NewTimeline(time.Now())
 	stop := make(chan struct{})
 	var stopOnce sync.Once
@@ -172,12 +182,11 @@ func Run(ctx context.Context, s Scenario) (rep *Report, err error) {
 	}
 
 	firstAck := make(chan struct{})
-	if s.Load != nil {
-		cfg := *s.Load
-		cfg.Client, cfg.Table, cfg.Ledger, cfg.Timeline, cfg.FirstAck = t.client, s.Table, ledger, tl, firstAck
-		cfg.Duration, cfg.Rows, cfg.Stop = 0, 0, stop
+	if loader != nil {
+		// The phase ends the load, through stop.
+		loader.cfg.Timeline, loader.cfg.FirstAck, loader.cfg.Duration, loader.cfg.Stop = tl, firstAck, 0, stop
 		wg.Go(func() {
-			res, err := RunLoad(ctx, cfg)
+			res, err := loader.load(ctx)
 			mu.Lock()
 			rep.Load = res
 			mu.Unlock()
@@ -314,7 +323,7 @@ func (s Scenario) showProgress(bar *progressBar, tl *Timeline, stop <-chan struc
 		pts := tl.Points(now)
 		var rows, queries int64
 		for _, p := range pts {
-			rows += int64(p.RowsPerSec * p.Width)
+			rows += p.Rows
 			queries += p.Queries
 		}
 		var last Point // the last whole bucket

@@ -225,6 +225,7 @@ type Point struct {
 	T     float64 `json:"t_s"`
 	Width float64 `json:"width_s"`
 
+	Rows         int64    `json:"rows"`
 	RowsPerSec   float64  `json:"rows_per_s"`
 	MBPerSec     float64  `json:"mb_per_s"`
 	Batches      int64    `json:"batches"`
@@ -262,6 +263,7 @@ func (t *Timeline) Points(until time.Time) []Point {
 		p := Point{
 			T:            round3(float64(i) * w),
 			Width:        round3(width),
+			Rows:         b.rows,
 			RowsPerSec:   round3(float64(b.rows) / width),
 			MBPerSec:     round3(float64(b.bytes) / 1e6 / width),
 			Batches:      b.batches,

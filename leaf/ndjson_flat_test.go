@@ -1,0 +1,191 @@
+package leaf
+
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/reef-db/reef/api"
+)
+
+func TestScanFlat(t *testing.T) {
+	type field struct {
+		key, val string
+		kind     flatKind
+		ascii    bool
+	}
+	for _, tc := range []struct {
+		line string
+		flat bool
+		want []field
+	}{
+		{`{}`, true, nil},
+		{` { } `, true, nil},
+		{`{"a":1}`, true, []field{{"a", "1", flatNumber, false}}},
+		{`{"a":"x","b":-1.5e3,"c":true,"d":false,"e":null}`, true, []field{
+			{"a", "x", flatString, true}, {"b", "-1.5e3", flatNumber, false}, {"c", "", flatTrue, false},
+			{"d", "", flatFalse, false}, {"e", "", flatNull, false}}},
+		{"{ \"a\" :\t\"é\" , \"\":0 }", true, []field{{"a", "é", flatString, false}, {"", "0", flatNumber, false}}},
+		{`{"a":"x\"y"}`, false, nil},     // escape
+		{`{"a\n":1}`, false, nil},        // escape in a key
+		{"{\"a\":\"x\ty\"}", false, nil}, // control character
+		{`{"a":{"b":1}}`, false, nil},    // nested
+		{`{"a":["x"]}`, false, nil},      // array
+		{`{"a":1,}`, false, nil},
+		{`{"a":1}x`, false, nil},
+		{`{"a":1 "b":2}`, false, nil},
+		{`{"a":01}`, false, nil},
+		{`{"a":1.}`, false, nil},
+		{`{"a":1-2}`, false, nil},
+		{`{"a":tru}`, false, nil},
+		{`{"a":truex}`, false, nil},
+		{`{"a":NaN}`, false, nil},
+		{`{"a":1`, false, nil},
+		{`{"a"`, false, nil},
+		{`{"a":"x`, false, nil},
+		{`[1]`, false, nil},
+		{`"a"`, false, nil},
+		{``, false, nil},
+	} {
+		d := newDecoder(&Config{})
+		got := d.scanFlat([]byte(tc.line))
+		if got != tc.flat {
+			t.Errorf("scanFlat(%q) = %v, want %v", tc.line, got, tc.flat)
+			continue
+		}
+		if !got {
+			continue
+		}
+		var fields []field
+		for _, f := range d.flat {
+			fields = append(fields, field{string(f.key), string(f.val), f.kind, f.ascii})
+		}
+		if !reflect.DeepEqual(fields, tc.want) {
+			t.Errorf("scanFlat(%q) fields %+v, want %+v", tc.line, fields, tc.want)
+		}
+	}
+}
+
+// decodeBoth decodes body twice into fresh stores, with the flat fast path and
+// with the general path only, and returns both results and rows.
+func decodeBoth(t *testing.T, body string) (flat, general api.IngestResult, flatRows, generalRows []map[string]any) {
+	t.Helper()
+	for _, noFlat := range []bool{false, true} {
+		cfg := testConfig()
+		cfg.MaxLineBytes = 4096
+		cfg.MaxColumns = 64
+		st := newTestStore(t, cfg)
+		var res api.IngestResult
+		d := newDecoder(st.cfg)
+		d.noFlat = noFlat
+		d.reset(&res, testNow)
+		if err := d.ingest(st, "t", []byte(body)); err != nil {
+			t.Fatalf("ingest: %v", err)
+		}
+		rows := tableRows(t, st, "t")
+		if noFlat {
+			general, generalRows = res, rows
+		} else {
+			flat, flatRows = res, rows
+		}
+		st.close()
+	}
+	return flat, general, flatRows, generalRows
+}
+
+// TestFlatRowSameAsGeneral checks that the fast path stores and reports exactly what
+// the general path does, for lines that exercise every rule of a flat row.
+func TestFlatRowSameAsGeneral(t *testing.T) {
+	body := strings.Join([]string{
+		`{"time":1700000000,"service":"api","status":200,"latency_ms":12.5,"ok":true}`,
+		`{"service":"web","status":"oops","latency_ms":3,"ok":false,"x":null}`,
+		`{"time":"2023-11-14T22:13:20Z","service":7,"status":201.0,"latency_ms":"slow"}`,
+		`{"time":1700000000123,"sample_rate":3,"status":2.5}`,
+		`{"time":true,"a":1}`,
+		`{"time":-5,"a":1}`,
+		`{"time":"yesterday","a":1}`,
+		`{"time":null,"a":1,"a":2,"time":3}`,
+		`{"":1,"b":"\u00e9","c":"é"}`,
+		`{"sample_rate":0,"d":99999999999999999999,"e":1e400,"f":-0.0}`,
+		`{"bad":"` + "\xff" + `"}`,
+		`{"n":{"x":1},"s":["a","b"]}`,
+		`{"time":1700000001,"service":"api","status":404,"latency_ms":1.25,"ok":true}`,
+		`not json`,
+		``,
+		`{}`,
+	}, "\n")
+	flat, general, fr, gr := decodeBoth(t, body)
+	if !reflect.DeepEqual(flat, general) {
+		t.Errorf("results differ:\nflat    %+v\ngeneral %+v", flat, general)
+	}
+	if !reflect.DeepEqual(fr, gr) {
+		t.Errorf("rows differ:\nflat    %v\ngeneral %v", fr, gr)
+	}
+	if flat.Accepted == 0 || flat.Rejected == 0 || len(flat.Errors) == 0 {
+		t.Errorf("the test body should have accepted rows, rejected rows and errors: %+v", flat)
+	}
+}
+
+// FuzzFlatRow checks the fast path against the general path on arbitrary bodies.
+// Seeds: testdata/ndjson/*.ndjson.
+func FuzzFlatRow(f *testing.F) {
+	paths, err := filepath.Glob("testdata/ndjson/*.ndjson")
+	if err != nil || len(paths) == 0 {
+		f.Fatalf("no seeds in testdata/ndjson (%v)", err)
+	}
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte(`{"time":1700000000,"a":"x","b":1.5,"c":true,"d":null}` + "\n" + `{"a":2,"b":"y"}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		flat, general, fr, gr := decodeBoth(t, string(body))
+		if !reflect.DeepEqual(flat, general) {
+			t.Fatalf("results differ:\nflat    %+v\ngeneral %+v", flat, general)
+		}
+		if !reflect.DeepEqual(fr, gr) {
+			t.Fatalf("rows differ:\nflat    %v\ngeneral %v", fr, gr)
+		}
+	})
+}
+
+// TestNotPlain checks the eight-bytes-at-a-time test against the byte table: every
+// byte value at every position, and random words.
+func TestNotPlain(t *testing.T) {
+	word := func(b [8]byte) uint64 { return binary.LittleEndian.Uint64(b[:]) }
+	for c := range 256 {
+		for pos := range 8 {
+			var b [8]byte
+			for k := range b {
+				b[k] = 'a'
+			}
+			b[pos] = byte(c)
+			if got, want := notPlain(word(b)) != 0, !plainString[c]; got != want {
+				t.Errorf("byte %#x at %d: notPlain %v, want %v", c, pos, got, want)
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 100_000 {
+		var b [8]byte
+		plain := true
+		for k := range b {
+			// Mostly plain bytes, so that both answers are common.
+			b[k] = byte(0x20 + rng.IntN(0x60))
+			if rng.IntN(16) == 0 {
+				b[k] = byte(rng.IntN(256))
+			}
+			plain = plain && plainString[b[k]]
+		}
+		if got := notPlain(word(b)) == 0; got != plain {
+			t.Fatalf("%q: notPlain says plain %v, want %v", b[:], got, plain)
+		}
+	}
+}
