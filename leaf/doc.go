@@ -16,7 +16,13 @@
 //     over it first triggers retention (MaxAge, MaxTableBytes) and is otherwise
 //     refused with 429, so the router sends the batch to another leaf;
 //   - partial queries (POST /v1/partial), stats, tables, health, metrics and the
-//     handoff entry point (POST /v1/admin/handoff).
+//     handoff entry point (POST /v1/admin/handoff);
+//   - durability and restarts (docs/wal.md): every batch is appended to the WAL
+//     (package leaf/wal) before it is acknowledged; sealed blocks live in files in
+//     the shm directory, mapped read-only (shmstore.go), with compressed disk copies
+//     written in the background; the handoff writes the manifest (handoff.go); a
+//     start attaches, checks or reloads the blocks and replays the WAL
+//     (recover.go, verify.go).
 //
 // It must not: import package aggregator (the two speak only through package api),
 // know the layout of block files (package shm owns it; sealed blocks go through the

@@ -30,6 +30,8 @@ type persist struct {
 	pm     *persistMetrics
 
 	generation uint64 // of the last manifest read; a handoff writes the next
+	tidyMaxID  uint64 // a handoff start: tidy runs after it (blocks up to this id)
+	needTidy   bool
 
 	// walMu is held while a record is written and pinned, and while the trim point
 	// is computed, so that a record is never trimmed between the two.
@@ -208,14 +210,33 @@ func (s *Server) startPersist() {
 	if s.shm == nil {
 		return
 	}
-	s.shm.start()
-	if s.wal != nil {
+	if s.needTidy {
+		// The copier and the trimmer need to know which blocks have disk copies.
 		s.persistWG.Add(1)
-		go s.trimmer()
+		go func() {
+			defer s.persistWG.Done()
+			s.tidy(s.tidyMaxID)
+			s.startCopyAndTrim()
+		}()
+	} else {
+		s.startCopyAndTrim()
 	}
 	if s.store.pendingChecks.Load() > 0 {
 		s.persistWG.Add(1)
 		go s.verifier()
+	}
+}
+
+func (s *Server) startCopyAndTrim() {
+	select {
+	case <-s.stopPersist:
+		return // closed meanwhile
+	default:
+	}
+	s.shm.start()
+	if s.wal != nil {
+		s.persistWG.Add(1)
+		go s.trimmer()
 	}
 }
 

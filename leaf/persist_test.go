@@ -164,6 +164,11 @@ func TestHandoffRestart(t *testing.T) {
 	if _, err := shm.ReadManifest(d.shm); err != nil {
 		t.Fatalf("no manifest after the handoff: %v", err)
 	}
+	// A file the manifest does not list goes once the leaf is up (tidy).
+	stray := filepath.Join(d.shm, shm.FileName(0))
+	if err := os.WriteFile(stray, []byte("not a block"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	l = startLeaf(t, cfg)
 	st := l.s.Stats()
@@ -177,6 +182,9 @@ func TestHandoffRestart(t *testing.T) {
 	if _, err := shm.ReadManifest(d.shm); err == nil {
 		t.Fatal("the manifest is still there after the attach")
 	}
+	// After the start: the stray file goes, and the blocks get their disk copies.
+	waitFor(t, func() bool { _, err := os.Stat(stray); return os.IsNotExist(err) })
+	waitDiskCopies(t, l)
 	// A retried batch is still recognised.
 	res := l.ingest(t, "t", batchBody(3, 300), api.HeaderBatchID, "b-3")
 	if !res.Duplicate {
@@ -308,7 +316,6 @@ func TestCorruptBlock(t *testing.T) {
 		})
 	}
 }
-
 
 // TestCorruptManifest: a damaged manifest is not trusted; the start checks every
 // block as after a crash.
@@ -494,7 +501,6 @@ func TestWALSyncPolicies(t *testing.T) {
 		})
 	}
 }
-
 
 // metricValue returns the value of the counter name (with label value lv, if set)
 // in the leaf's registry, 0 if it has none.

@@ -107,6 +107,9 @@ type loadedBlock struct {
 	check  func() error // deferred checks of an attached block; nil: checked
 	onDisk bool         // its disk copy is durable
 	kept   bool         // already registered with the shm store (reloaded via keep)
+	// unknown: attached from a manifest; whether it has a disk copy, and its
+	// cover, are found out by tidy.
+	unknown bool
 }
 
 // recovery is what a start found.
@@ -120,6 +123,7 @@ type recovery struct {
 	lost     int             // blocks neither in shm nor on disk in usable form
 	replay   bool
 	manifest bool // a manifest was found (removed before anything is written)
+	tidy     bool // a handoff start: tidy runs after the start
 }
 
 // recover takes the leaf's start path (see docs/wal.md): a handoff's manifest →
@@ -128,18 +132,27 @@ type recovery struct {
 // be in a block (the handoff), the WAL is replayed for the lines no block covers.
 func (s *Server) recover() error {
 	r := &recovery{}
+	ph := phases{began: time.Now()}
+	defer func() { s.log.Info("recovery steps", ph.attrs()...) }()
 	var err error
-	if r.shmIDs, err = s.scanShm(); err != nil {
-		return err
-	}
-	if r.disk, err = s.scanDisk(); err != nil {
-		return err
-	}
 	m, merr := shm.ReadManifest(s.shmDir)
-	switch {
-	case merr == nil && m.LeafID != s.cfg.ID:
+	ph.mark("manifest")
+	if merr == nil && m.LeafID != s.cfg.ID {
 		return fmt.Errorf("cannot start leaf %q: its shm directory %s holds a handoff of leaf %q; give every leaf a directory of its own",
 			s.cfg.ID, s.shmDir, m.LeafID)
+	}
+	if merr != nil {
+		// Not a handoff: every file is looked at. (A handoff start lists the
+		// directories after it is ready, in tidy.)
+		if r.shmIDs, err = s.scanShm(); err != nil {
+			return err
+		}
+		if r.disk, err = s.scanDisk(); err != nil {
+			return err
+		}
+		ph.mark("list")
+	}
+	switch {
 	case merr == nil:
 		r.path, r.manifest = startShm, true
 		s.generation = m.Generation
@@ -168,6 +181,10 @@ func (s *Server) recover() error {
 		}
 	}
 	s.store.ids.Store(r.maxID)
+	if r.tidy {
+		s.needTidy, s.tidyMaxID = true, r.maxID
+	}
+	ph.mark("blocks")
 
 	if err := s.reloadFailed(r); err != nil {
 		s.releaseLoaded(r)
@@ -177,7 +194,9 @@ func (s *Server) recover() error {
 		s.releaseLoaded(r)
 		return err
 	}
+	ph.mark("wal_open")
 	s.adoptBlocks(r)
+	ph.mark("adopt")
 	if r.replay {
 		if err := s.replayWAL(r); err != nil {
 			return err
@@ -185,6 +204,7 @@ func (s *Server) recover() error {
 	} else if err := s.restoreBatchIDs(); err != nil {
 		return err
 	}
+	ph.mark("wal_read")
 	t := s.totals()
 	tables := map[string]int64{}
 	for _, ts := range s.store.stats() {
@@ -199,6 +219,10 @@ func (s *Server) recover() error {
 		}
 	}
 	s.start = api.StartInfo{Path: r.path, Blocks: t.Blocks, Rows: t.Rows, Tables: tables}
+	if r.lost > 0 {
+		s.log.Error("blocks could not be recovered from shm or from disk; their rows are back only as far as the WAL still had them",
+			"blocks", r.lost)
+	}
 	return nil
 }
 
@@ -313,40 +337,24 @@ func parallel(n int, f func(i int)) {
 
 // attachManifest maps the blocks a handoff listed, checking only what needs no read
 // of their data (shm.AttachBlockDeferred); the rest of the checks run before a
-// query first reads a block, and in the background. Cover files are read only for
-// blocks still waiting for their disk copy (the WAL trim needs them). Blocks that
-// fail are left in r.failed; files the manifest does not list are removed.
+// query first reads a block, and in the background. Which blocks have a disk copy,
+// their cover files, and files the manifest does not list are looked at after the
+// start (tidy), so that it costs a few system calls per block and nothing more.
+// Blocks that fail are left in r.failed.
 func (s *Server) attachManifest(m *shm.Manifest, r *recovery) {
 	r.blocks = make([]*loadedBlock, len(m.Blocks))
 	errs := make([]error, len(m.Blocks))
 	parallel(len(m.Blocks), func(i int) {
-		mb := m.Blocks[i]
-		id, _, _ := shm.ParseFileName(mb.File) // checked by ReadManifest
-		b, check, err := shm.AttachBlockDeferred(s.shmDir, mb)
+		b, check, err := shm.AttachBlockDeferred(s.shmDir, m.Blocks[i])
 		if err != nil {
 			errs[i] = err
 			return
 		}
-		lb := &loadedBlock{b: b, mb: mb, check: check, onDisk: r.disk[id] || s.shm.diskDir == ""}
-		if !lb.onDisk {
-			cid, cov, err := wal.ReadCoverFile(filepath.Join(s.shmDir, coverName(id)))
-			if err == nil && cid != id {
-				err = fmt.Errorf("cover file of block %d names block %d", id, cid)
-			}
-			if err != nil {
-				b.Release()
-				errs[i] = err
-				return
-			}
-			lb.cover, lb.hasCov = cov, true
-		}
-		r.blocks[i] = lb
+		r.blocks[i] = &loadedBlock{b: b, mb: m.Blocks[i], check: check, unknown: true}
 	})
-	listed := make(map[uint64]bool, len(m.Blocks))
 	kept := r.blocks[:0]
 	for i, lb := range r.blocks {
-		id, _, _ := shm.ParseFileName(m.Blocks[i].File)
-		listed[id] = true
+		id, _, _ := shm.ParseFileName(m.Blocks[i].File) // checked by ReadManifest
 		r.maxID = max(r.maxID, id)
 		if lb == nil {
 			s.log.Error("cannot attach a block of the handoff; reloading it", "block", id, "err", errs[i])
@@ -358,16 +366,86 @@ func (s *Server) attachManifest(m *shm.Manifest, r *recovery) {
 		kept = append(kept, lb)
 	}
 	r.blocks = kept
-	for _, id := range r.shmIDs {
-		r.maxID = max(r.maxID, id)
-		if !listed[id] {
-			s.log.Warn("removing a block file the handoff manifest does not list", "block", id)
-			s.shm.removeShm(id)
+	r.tidy = true
+}
+
+// tidy finishes a handoff start once the leaf is ready: it lists the shm and disk
+// directories, removes what the manifest did not list (and temporary files), finds
+// which blocks have a durable disk copy, reads the cover files of those that do not
+// and queues their copies. The disk copier and the WAL trimmer wait for it. A block
+// whose cover file cannot be read keeps the WAL from being trimmed while it lives,
+// and gets no disk copy: its rows are in the WAL, and a crash start, finding no
+// cover, reloads them from there.
+func (s *Server) tidy(startMaxID uint64) {
+	began := time.Now()
+	shmIDs, err := s.scanShm()
+	if err != nil {
+		s.log.Error("cannot list the shm directory after the start", "err", err)
+		return
+	}
+	disk, err := s.scanDisk()
+	if err != nil {
+		s.log.Error("cannot list the disk blocks after the start", "err", err)
+		return
+	}
+	sh := s.shm
+	// Files of blocks nobody serves, as of the start; a reload holds its id.
+	removed := 0
+	s.reloadMu.Lock()
+	for _, id := range shmIDs {
+		if _, busy := s.reloading[id]; id <= startMaxID && !busy {
+			if _, ok := sh.entry(id); !ok {
+				sh.removeShm(id)
+				removed++
+			}
 		}
 	}
-	for id := range r.disk {
-		r.maxID = max(r.maxID, id)
+	for id := range disk {
+		if _, busy := s.reloading[id]; id <= startMaxID && !busy {
+			if _, ok := sh.entry(id); !ok {
+				sh.removeDisk(id)
+				removed++
+			}
+		}
 	}
+	s.reloadMu.Unlock()
+
+	sh.mu.Lock()
+	var pending []uint64
+	for id, e := range sh.entries {
+		if !e.unknown {
+			continue
+		}
+		if disk[id] || sh.diskDir == "" {
+			e.onDisk, e.unknown = true, false
+		} else {
+			pending = append(pending, id)
+		}
+	}
+	sh.mu.Unlock()
+	bad := 0
+	for _, id := range pending {
+		cid, cov, err := wal.ReadCoverFile(filepath.Join(s.shmDir, coverName(id)))
+		if err == nil && cid != id {
+			err = fmt.Errorf("cover file of block %d names block %d", id, cid)
+		}
+		sh.mu.Lock()
+		if e := sh.entries[id]; e != nil && e.unknown {
+			e.unknown = false
+			if err != nil {
+				e.coverLost = true
+				bad++
+				s.log.Error("cover file of a block without a disk copy cannot be read; the WAL is kept for it and it gets no disk copy",
+					"block", id, "err", err)
+			} else {
+				e.cover = cov
+				sh.queue = append(sh.queue, id)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	s.log.Info("tidied the directories after the start", "blocks_without_disk_copy", len(pending),
+		"files_removed", removed, "unreadable_covers", bad, "took", time.Since(began).Round(time.Millisecond))
 }
 
 // loadFiles loads every block without a manifest: each shm file that passes the
@@ -490,6 +568,12 @@ func manifestEntry(b *block.Block, crc uint32) shm.ManifestBlock {
 // are kept until a block's disk copy is durable). Replaying needs every block's
 // cover, so those are read then.
 func (s *Server) reloadFailed(r *recovery) error {
+	if len(r.failed) > 0 && r.disk == nil {
+		var err error
+		if r.disk, err = s.scanDisk(); err != nil {
+			return err
+		}
+	}
 	for _, id := range r.failed {
 		if r.disk[id] {
 			lb, err := s.loadDiskCopy(id)
@@ -578,7 +662,7 @@ func (s *Server) adoptBlocks(r *recovery) {
 	for _, lb := range r.blocks {
 		b := lb.b
 		if !lb.kept {
-			s.shm.add(b.ID, &shmEntry{mb: lb.mb, cover: lb.cover, onDisk: lb.onDisk, blk: b})
+			s.shm.add(b.ID, &shmEntry{mb: lb.mb, cover: lb.cover, onDisk: lb.onDisk, unknown: lb.unknown, blk: b})
 		}
 		t, err := s.store.table(b.Table, true)
 		if err != nil {
@@ -618,7 +702,9 @@ func (t *table) adopt(r *blockRef) error {
 			t.addColumn(c.Name, c.Type)
 		}
 	}
-	warmDictionaries(b)
+	if r.check == nil {
+		warmDictionaries(b) // else the check does it, before the first read
+	}
 	t.sealed = append(t.sealed, r)
 	t.sealedRows += int64(b.Rows)
 	t.sealedSize += b.Bytes
@@ -729,3 +815,20 @@ func (l *batchLog) restore(id string, at time.Time, res api.IngestResult) {
 	l.byID[id] = b
 	l.order = append(l.order, batchEntry{id, b})
 }
+
+// phases times the steps of a start, for its log line.
+type phases struct {
+	began, last time.Time
+	steps       []any
+}
+
+func (p *phases) mark(name string) {
+	now := time.Now()
+	if p.last.IsZero() {
+		p.last = p.began
+	}
+	p.steps = append(p.steps, name+"_ms", float64(now.Sub(p.last).Microseconds())/1000)
+	p.last = now
+}
+
+func (p *phases) attrs() []any { return p.steps }

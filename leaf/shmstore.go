@@ -66,6 +66,10 @@ type shmEntry struct {
 	// keepDisk: the shm file was found damaged; dropping the block keeps the disk
 	// copy, from which it is reloaded.
 	keepDisk bool
+	// unknown: attached at a handoff start; whether it has a disk copy, and its
+	// cover, are not known until tidy ran. coverLost: it has no disk copy and its
+	// cover file could not be read (it keeps the whole WAL and gets no copy).
+	unknown, coverLost bool
 }
 
 func newShmStore(shmDir, diskDir string, log *slog.Logger, m *persistMetrics) *shmStore {
@@ -126,7 +130,7 @@ func (s *shmStore) keep(b *block.Block, cov wal.Coverage, onDisk bool) (*block.B
 func (s *shmStore) add(id uint64, e *shmEntry) {
 	s.mu.Lock()
 	s.entries[id] = e
-	queued := !e.onDisk && s.diskDir != ""
+	queued := !e.onDisk && !e.unknown && !e.coverLost && s.diskDir != ""
 	if queued {
 		s.queue = append(s.queue, id)
 	}
@@ -221,8 +225,11 @@ func (s *shmStore) pendingMinSeq() uint64 {
 	defer s.mu.Unlock()
 	var m uint64
 	for _, e := range s.entries {
-		if e.onDisk {
+		switch {
+		case e.onDisk:
 			continue
+		case e.unknown || e.coverLost:
+			return 1 // which records it needs is not known: all of them
 		}
 		if v := e.cover.MinSeq(); v != 0 && (m == 0 || v < m) {
 			m = v
@@ -353,7 +360,7 @@ func (s *shmStore) copier() {
 // marks the block durable. A block dropped meanwhile loses its fresh copy again.
 func (s *shmStore) copyToDisk(id uint64) error {
 	e, ok := s.entry(id)
-	if !ok || e.heap || e.onDisk {
+	if !ok || e.heap || e.onDisk || e.unknown || e.coverLost {
 		return nil
 	}
 	if err := wal.WriteCoverFile(filepath.Join(s.diskDir, coverName(id)), id, &e.cover, true); err != nil {

@@ -3,6 +3,7 @@ package leaf
 import (
 	"cmp"
 	"errors"
+	"io/fs"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -243,7 +244,9 @@ func (s *Server) blockCorrupt(id uint64, cause error) {
 // reload brings back the rows of a damaged block: from its disk copy, or by
 // replaying the WAL lines its cover lists.
 func (s *Server) reload(id uint64, table string, onDisk bool, cover wal.Coverage) {
-	if onDisk && s.shm.diskDir != "" {
+	if s.shm.diskDir != "" {
+		// Tried even when the block is not known to have one: right after a
+		// handoff start, nobody has looked yet.
 		lb, err := s.loadDiskCopy(id)
 		if err == nil {
 			if s.restoreBlock(lb.b) {
@@ -252,7 +255,9 @@ func (s *Server) reload(id uint64, table string, onDisk bool, cover wal.Coverage
 			}
 			return
 		}
-		s.log.Error("cannot reload a damaged block from its disk copy", "block", id, "err", err)
+		if onDisk || !errors.Is(err, fs.ErrNotExist) {
+			s.log.Error("cannot reload a damaged block from its disk copy", "block", id, "err", err)
+		}
 		s.removeDiskCopy(id)
 	}
 	if s.wal == nil || len(cover.Spans) == 0 {

@@ -259,11 +259,8 @@ restart_leaf() {
 	after=$("$reef" cluster start-rows <<<"$stats") || fail "cannot read the start rows"
 	start=$("$reef" cluster start <<<"$stats") || fail "cannot read the start info"
 	if [[ $after != "$handed" ]]; then
-		{
-			echo "rows handed over and rows at start differ:"
-			diff <(echo "$handed") <(echo "$after") | sed 's/^/    /'
-		} >"$tmp/$i.diff"
-		fail "rows lost or changed in the restart: $(tr '\n' ' ' <"$tmp/$i.diff")"
+		fail "rows lost or changed in the restart; per table, handed over (<) and at start (>):
+$(diff <(echo "$handed") <(echo "$after") | grep '^[<>]' | sed 's/^/    /')"
 	fi
 	local rows_handed=0
 	while read -r _ n; do rows_handed=$((rows_handed + ${n:-0})); done <<<"$handed"

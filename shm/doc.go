@@ -7,8 +7,14 @@
 // copying a byte of data: opening reads the header and the small validity, offset
 // and index buffers, never the values.
 // The disk copy of a block is the same bytes in the snappy framing format
-// (<id>.blk.sz); ReadCompressed and ReadBlockFile read a file into the heap instead.
+// (<id>.blk.sz); ReadCompressed and ReadBlockFile read a file into the heap instead,
+// and Writer.CopyCompressed makes the disk copy of a block file without decoding it.
 // ExportArrowIPC writes a block as a standard Arrow IPC file for other tools.
+//
+// For a leaf's starts: AttachBlockDeferred maps a block a manifest lists with only
+// the checks that read no data (a few system calls per block), returning a verify
+// function that must pass before the block is read; OpenBlockVerified checks a
+// block in full, checksum included, over one mapping.
 //
 // The manifest (file MANIFEST) lists the block files of a handoff. It is written
 // last, by rename, so its presence is the handoff's "valid bit" (layout below).

@@ -245,6 +245,7 @@ func FuzzManifestJSON(f *testing.F) {
 		}
 		f.Add(append(body, '\n'))
 	}
+	f.Add([]byte(`{"version":-0,"generation":-0,"leaf_id":"l","created_unix":-0,"blocks":null}` + "\n"))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		fast, ok := decodeCanonicalManifest(body)
 		if !ok {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/reef-db/reef/block"
 )
@@ -279,32 +280,40 @@ func AttachBlock(dir string, mb ManifestBlock) (*block.Block, error) {
 // length, the entry's size, rows, table, time range and schema hash), and leaves
 // the rest to verify: the checks OpenBlock makes over validity, offset and index
 // buffers, and the file checksum over the whole mapping, against the trailer and
-// mb.CRC32C. Opening is then O(header) per block, whatever its size. Small
-// dictionaries are read into the heap (a pread each) rather than faulted in.
+// mb.CRC32C. Opening is then O(header) per block, whatever its size.
 //
 // The caller must not read any array of the block (query it, export it, copy it)
 // before verify returned nil; a block whose verify failed must only be released.
-// Creating and releasing it is safe. verify reads only the mapping, may be called
-// from any goroutine and more than once, and returns an error wrapping ErrCorrupt
-// for a damaged file.
+// Creating and releasing it is safe. verify reads only the mapping, runs once
+// (later calls, from any goroutine, return its result) and returns an error
+// wrapping ErrCorrupt for a damaged file; once it passed, the block's dictionaries
+// are ready for concurrent reads, as after OpenBlock.
 func AttachBlockDeferred(dir string, mb ManifestBlock) (b *block.Block, verify func() error, err error) {
 	b, data, nodes, err := attach(dir, mb, true)
 	if err != nil {
 		return nil, nil, err
 	}
 	path := filepath.Join(dir, mb.File)
+	var once sync.Once
+	var verr error
 	verify = func() error {
-		if err := checkNodesData(b, nodes); err != nil {
-			return fmt.Errorf("cannot verify block file %s: %w", path, err)
-		}
-		crc, err := verifyData(data)
-		if err != nil {
-			return fmt.Errorf("cannot verify block file %s: %w", path, err)
-		}
-		if crc != mb.CRC32C {
-			return fmt.Errorf("cannot verify block file %s: %w: checksum %08x, manifest says %08x", path, ErrCorrupt, crc, mb.CRC32C)
-		}
-		return nil
+		once.Do(func() {
+			if err := checkNodesData(b, nodes); err != nil {
+				verr = fmt.Errorf("cannot verify block file %s: %w", path, err)
+				return
+			}
+			crc, err := verifyData(data)
+			if err != nil {
+				verr = fmt.Errorf("cannot verify block file %s: %w", path, err)
+				return
+			}
+			if crc != mb.CRC32C {
+				verr = fmt.Errorf("cannot verify block file %s: %w: checksum %08x, manifest says %08x", path, ErrCorrupt, crc, mb.CRC32C)
+				return
+			}
+			warmBlock(b)
+		})
+		return verr
 	}
 	return b, verify, nil
 }

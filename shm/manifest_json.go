@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"strconv"
 	"unicode/utf8"
 )
 
@@ -87,47 +86,50 @@ func (s *canonScan) str() string {
 	return ""
 }
 
-// digits reads -?(0|[1-9][0-9]*) and returns its text.
-func (s *canonScan) digits() string {
+// number reads -?(0|[1-9][0-9]*) and returns its sign and magnitude, clearing ok
+// when the magnitude does not fit 64 bits.
+func (s *canonScan) number() (neg bool, mag uint64) {
 	if !s.ok {
-		return ""
+		return false, 0
+	}
+	if s.i < len(s.b) && s.b[s.i] == '-' {
+		neg = true
+		s.i++
 	}
 	start := s.i
-	if s.i < len(s.b) && s.b[s.i] == '-' {
-		s.i++
-	}
-	d := s.i
 	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+		d := uint64(s.b[s.i] - '0')
+		if mag > (math.MaxUint64-d)/10 {
+			s.ok = false
+			return false, 0
+		}
+		mag = mag*10 + d
 		s.i++
 	}
-	if s.i == d || (s.b[d] == '0' && s.i-d > 1) {
+	if s.i == start || (s.b[start] == '0' && s.i-start > 1) {
 		s.ok = false
 	}
-	return string(s.b[start:s.i])
+	return neg, mag
 }
 
 func (s *canonScan) int64() int64 {
-	t := s.digits()
-	if !s.ok {
-		return 0
+	neg, mag := s.number()
+	switch {
+	case !neg && mag <= math.MaxInt64:
+		return int64(mag)
+	case neg && mag <= 1<<63:
+		return int64(-mag)
 	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil {
-		s.ok = false
-	}
-	return n
+	s.ok = false
+	return 0
 }
 
 func (s *canonScan) uint64() uint64 {
-	t := s.digits()
-	if !s.ok {
-		return 0
+	neg, mag := s.number()
+	if neg {
+		s.ok = false // encoding/json refuses a sign for an unsigned field, even -0
 	}
-	n, err := strconv.ParseUint(t, 10, 64)
-	if err != nil {
-		s.ok = false
-	}
-	return n
+	return mag
 }
 
 // decodeCanonicalManifest reads body if it is exactly in json.Marshal's form,

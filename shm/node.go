@@ -74,7 +74,7 @@ func (nd *node) form() string {
 // later access can go out of bounds. Cost: O(1) per buffer plus one pass over
 // validity, offset and index buffers.
 func (nd *node) check() error {
-	if err := nd.checkLayout(); err != nil {
+	if err := nd.checkLayout(true); err != nil {
 		return err
 	}
 	return nd.checkData()
@@ -82,8 +82,12 @@ func (nd *node) check() error {
 
 // checkLayout is the part of check that reads no buffer: array lengths, null count
 // ranges, buffer lengths and nesting. An array built over a node that passed it may
-// be created and released, but not read, until checkData passed too.
-func (nd *node) checkLayout() error {
+// be created and released, but not read, until checkData passed too. The one
+// buffer it reads is the last offset of a string array (with readLast), because
+// Arrow reads it when it builds the array; a dictionary's values array is built
+// only when the dictionary is first used (see buildArray), so its last offset is
+// left to checkData.
+func (nd *node) checkLayout(readLast bool) error {
 	if nd.n < 0 || nd.n > maxElems {
 		return fmt.Errorf("%s array length %d out of range", nd.form(), nd.n)
 	}
@@ -104,8 +108,12 @@ func (nd *node) checkLayout() error {
 		}
 		return nil
 	case idString:
-		// Arrow reads the last offset when it builds a string array, so that one
-		// is checked here.
+		if !readLast {
+			if want := (nd.n + 1) * 4; len(nd.bufs[1]) != want {
+				return fmt.Errorf("string array: offsets buffer is %d bytes, want %d", len(nd.bufs[1]), want)
+			}
+			return nil
+		}
 		if err := nd.checkLastOffset(len(nd.bufs[2])); err != nil {
 			return fmt.Errorf("string array: %w", err)
 		}
@@ -114,7 +122,7 @@ func (nd *node) checkLayout() error {
 		if nd.sub == nil {
 			return fmt.Errorf("list without child array")
 		}
-		if err := nd.sub.checkLayout(); err != nil {
+		if err := nd.sub.checkLayout(true); err != nil {
 			return fmt.Errorf("list child: %w", err)
 		}
 		if err := nd.checkLastOffset(nd.sub.n); err != nil {
@@ -129,7 +137,7 @@ func (nd *node) checkLayout() error {
 		if nd.sub == nil || nd.sub.typ != idString {
 			return fmt.Errorf("dictionary values must be a string array")
 		}
-		if err := nd.sub.checkLayout(); err != nil {
+		if err := nd.sub.checkLayout(false); err != nil {
 			return fmt.Errorf("dictionary values: %w", err)
 		}
 		if want := nd.n * w; len(nd.bufs[1]) != want {

@@ -40,9 +40,11 @@ func openBlock(path string) (*block.Block, []byte, error) {
 
 // openBlockMode is openBlock, checking only the layout with layoutOnly (see decode)
 // and then also returning the column nodes and the trailer's checksum (0 with
-// layoutOnly: the trailer is not read then). With layoutOnly the header and the
-// dictionaries are read with pread, not through the mapping, whose pages cost a
-// page fault each on first touch (the queries that read them pay that later).
+// layoutOnly: the trailer is not read then). With layoutOnly the header is read with
+// pread, not through the mapping, whose pages cost a page fault each on first
+// touch (the queries that read them pay that later), and dictionaries' values
+// arrays are not created: the caller runs checkNodesData and then warmBlock before
+// the block is read.
 func openBlockMode(path string, layoutOnly bool) (*block.Block, []byte, []*node, uint32, error) {
 	if !layoutOnly {
 		data, err := mapFile(path)
@@ -95,6 +97,15 @@ func readEnds(f fileAt, data []byte) (blockSource, error) {
 	return src, nil
 }
 
+// warmBlock creates every dictionary's values array of a block opened with
+// layoutOnly, once its data checks passed; afterwards reading the block writes
+// nothing, so queries may share it.
+func warmBlock(b *block.Block) {
+	for i := range b.Columns {
+		warmDictionaries(b.Columns[i].Arr)
+	}
+}
+
 // checkNodesData runs node.checkData over the column nodes of a block decoded with
 // layoutOnly.
 func checkNodesData(b *block.Block, nodes []*node) error {
@@ -122,6 +133,7 @@ func OpenBlockVerified(path string) (*block.Block, uint32, error) {
 		b.Release()
 		return nil, 0, fmt.Errorf("cannot open block file %s: %w", path, err)
 	}
+	warmBlock(b)
 	return b, crc, nil
 }
 
@@ -463,7 +475,7 @@ func (h *headerReader) block() (*block.Block, []*node, error) {
 		return nil, nil, err
 	}
 	for i := range b.Columns {
-		b.Columns[i].Arr = buildArray(nodes[i])
+		b.Columns[i].Arr = buildArray(nodes[i], !h.layoutOnly)
 	}
 	return b, nodes, nil
 }
@@ -555,58 +567,22 @@ func (h *headerReader) node(depth int) (*node, error) {
 			return nil, err
 		}
 		nd.sub = sub
-		if nd.typ == idDictionary && h.readAt != nil {
-			if err := h.preload(sub); err != nil {
-				return nil, err
-			}
-		}
 	}
 	return nd, nil
 }
 
-// maxPreload bounds the dictionary a deferred open copies into the heap.
-const maxPreload = 64 << 10
-
-// preload reads a small dictionary's buffers with one pread into the heap and
-// points the node at the copy. Building a string array reads its last offset, so
-// without this every dictionary would cost a page fault of the mapping at open; a
-// dictionary is small next to the indices into it. Its checks and the file
-// checksum still run (checkData, VerifyBlock).
-func (h *headerReader) preload(nd *node) error {
-	lo, hi := int64(-1), int64(-1)
-	for i, b := range nd.bufs {
-		if b == nil {
-			continue
-		}
-		if lo < 0 || nd.off[i] < lo {
-			lo = nd.off[i]
-		}
-		hi = max(hi, nd.off[i]+int64(len(b)))
-	}
-	if lo < 0 || hi-lo > maxPreload {
-		return nil
-	}
-	buf := alignedBytes(int(hi - lo))
-	if _, err := h.readAt.ReadAt(buf, lo); err != nil {
-		return fmt.Errorf("cannot read a dictionary at bytes [%d,%d): %w", lo, hi, err)
-	}
-	for i, b := range nd.bufs {
-		if b != nil {
-			at := nd.off[i] - lo
-			nd.bufs[i] = buf[at : at+int64(len(b)) : at+int64(len(b))]
-		}
-	}
-	return nil
-}
-
-// buildArray makes the Arrow array of a checked node over its buffers. A
-// dictionary's values array is created here, before the block is shared, because
-// array.Dictionary creates it lazily and unsynchronised on first use.
-func buildArray(nd *node) arrow.Array {
+// buildArray makes the Arrow array of a checked node over its buffers. With warm,
+// a dictionary's values array is created here, before the block is shared, because
+// array.Dictionary creates it lazily and unsynchronised on first use; a deferred
+// open (openBlockMode) leaves that to its verify, since creating it reads the
+// dictionary's offsets.
+func buildArray(nd *node, warm bool) arrow.Array {
 	d := nd.arrayData()
 	defer d.Release()
 	a := array.MakeFromData(d)
-	warmDictionaries(a)
+	if warm {
+		warmDictionaries(a)
+	}
 	return a
 }
 

@@ -248,7 +248,7 @@ func checkColumns(b *block.Block, nodes []*node, layoutOnly bool) error {
 		}
 		check := nd.check
 		if layoutOnly {
-			check = nd.checkLayout
+			check = func() error { return nd.checkLayout(true) }
 		}
 		if err := check(); err != nil {
 			return fmt.Errorf("column %q: %w", c.Name, err)

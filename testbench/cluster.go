@@ -69,8 +69,8 @@ type ClusterConfig struct {
 	ExtraLeafArgs []string
 	// LeafArgs, when set, gives more arguments for leaf i alone (after
 	// ExtraLeafArgs), e.g. a smaller memory limit for one leaf.
-	LeafArgs func(i int) []string
-	ExtraAggArgs  []string
+	LeafArgs     func(i int) []string
+	ExtraAggArgs []string
 	// Env is added to the harness's environment for every process.
 	Env []string
 	// ReadyTimeout bounds the wait for one process's /readyz (default

@@ -14,6 +14,10 @@
 //     continue, restart), recorded in Dir/cluster.json;
 //   - local.go: RunLocal, the embedded single-machine cluster with a demo dataset.
 //
+// Subpackages build on it: bench (`reef bench cluster`, `load`, `query-load`,
+// `chaos`, `deploy`, `ingest`: load, faults and rolling deploys with reports and
+// plots), benchq (`reef bench queries`, side by side with DuckDB).
+//
 // Testbench talks to reef only the way a user would: by starting the reef binary and
 // speaking HTTP through package api. It must not import leaf, aggregator, shm or query
 // internals, so that everything it measures is what a real deployment would see.

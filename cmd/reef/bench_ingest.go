@@ -22,6 +22,9 @@ func runBenchIngest(args []string) int {
 	fs.IntVar(&o.Leaves, "leaves", bench.DefaultIngestLeaves, "leaf processes of the reef cluster")
 	fs.IntVar(&o.BatchRows, "batch-rows", bench.DefaultIngestBatchRows, "rows per ingest request")
 	fs.IntVar(&o.Concurrency, "concurrency", bench.DefaultIngestConcurrency, "ingest requests in flight")
+	var leafArgs stringList
+	fs.Var(&leafArgs, "leaf-arg", "extra argument for every leaf, e.g. --leaf-arg=--wal-sync=none (repeatable)")
+	fs.BoolVar(&o.Direct, "direct", false, "post straight to the leaves, in turn, instead of through the aggregator")
 	fs.StringVar(&o.OutDir, "out", "", "report directory (default bench-results/ingest-<timestamp>)")
 	fs.StringVar(&o.WorkDir, "work", "", "directory for the cluster and the NDJSON file while it runs (default: a temporary one)")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the work directory")
@@ -32,6 +35,7 @@ func runBenchIngest(args []string) int {
 		fmt.Fprintf(os.Stderr, "reef bench ingest: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
+	o.LeafArgs = leafArgs
 	bin, err := os.Executable()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "reef bench ingest: cannot find the reef binary:", err)

@@ -1,9 +1,7 @@
 package wal
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -12,9 +10,10 @@ import (
 //
 //	REEF-WAL-CLEAN next=<seq> segment=<file name> size=<bytes>\n
 //
-// The next Open removes it first thing and, if the last segment is still that file
-// with that size, takes the end from it instead of reading the whole segment to find
-// it. After a crash there is no CLEAN file and the segment is read and checked.
+// If at the next Open the last segment is still that file with that size, the log
+// was not written since: Open takes the end from the mark instead of reading the
+// whole segment, and appends to it. The first append changes the size, so after a
+// crash the mark no longer matches and the segment is read and checked in full.
 const cleanName = "CLEAN"
 
 type cleanMark struct {
@@ -48,28 +47,18 @@ func writeCleanMark(dir string, m cleanMark) error {
 	return nil
 }
 
-// takeCleanMark reads and removes dir/CLEAN. A missing or unreadable one is the
-// zero mark, which matches no segment.
-func takeCleanMark(dir string) (cleanMark, error) {
-	path := filepath.Join(dir, cleanName)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return cleanMark{}, nil
-	}
+// readCleanMark reads dir/CLEAN. A missing or unreadable one is the zero mark,
+// which matches no segment.
+func readCleanMark(dir string) cleanMark {
+	data, err := os.ReadFile(filepath.Join(dir, cleanName))
 	var m cleanMark
-	if err == nil && len(data) < 512 {
-		if _, serr := fmt.Sscanf(string(data), "REEF-WAL-CLEAN next=%d segment=%s size=%d\n", &m.next, &m.segment, &m.size); serr != nil {
-			m = cleanMark{}
-		}
+	if err != nil || len(data) >= 512 {
+		return m
 	}
-	os.Remove(filepath.Join(dir, cleanName+".tmp"))
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return cleanMark{}, fmt.Errorf("cannot open WAL: %w", err)
+	if _, err := fmt.Sscanf(string(data), "REEF-WAL-CLEAN next=%d segment=%s size=%d\n", &m.next, &m.segment, &m.size); err != nil {
+		return cleanMark{}
 	}
-	if err := syncDir(dir); err != nil {
-		return cleanMark{}, fmt.Errorf("cannot open WAL: %w", err)
-	}
-	return m, nil
+	return m
 }
 
 // matches reports whether the mark describes segment s as it is now, and returns

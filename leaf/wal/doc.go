@@ -15,8 +15,10 @@
 // The log is a directory of segment files named <first seq>.wal, the sequence number
 // of the segment's first record as 16 lowercase hex digits, so names sort by
 // position. Records are numbered from 1 without gaps across segments. A segment is
-// written until it reaches Options.SegmentBytes, then a new one is started; every
-// Open starts a new segment as well, so an old segment is never appended to.
+// written until it reaches Options.SegmentBytes, then a new one is started. Open
+// after a crash starts a new segment too, so that a segment whose tail was cut is
+// never appended to; after a clean Close (the CLEAN mark, clean.go) it appends to
+// the last one.
 //
 // # Segment layout, version 1
 //

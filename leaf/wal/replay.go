@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 )
 
@@ -22,10 +23,11 @@ type ReplayStats struct {
 const maxDamageNotes = 16
 
 // Replay calls fn with every record of the log, oldest first, the payload included
-// and its checksum checked. It reads the segments that exist when it is called; call
-// it before appending. A damaged record ends its segment (it is reported in the
-// stats and logged) and the next segment is read on. fn's error stops the replay and
-// is returned.
+// and its checksum checked. It reads the segments that exist when it is called (a
+// segment trimmed meanwhile is skipped), and may run while records are appended:
+// the active segment is read up to the last complete record. A damaged record
+// ends its segment (it is reported in the stats and logged) and the next segment is
+// read on. fn's error stops the replay and is returned.
 func (w *WAL) Replay(fn func(*Record) error) (ReplayStats, error) {
 	return w.read(true, fn)
 }
@@ -43,8 +45,16 @@ func (w *WAL) read(payload bool, fn func(*Record) error) (ReplayStats, error) {
 	segs := append([]segment(nil), w.segs...)
 	w.mu.Unlock()
 	var st ReplayStats
-	for _, s := range segs {
+	for i, s := range segs {
 		err := w.readSegment(s, payload, &st, fn)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // trimmed meanwhile
+		}
+		if errors.Is(err, errDamaged) && i == len(segs)-1 {
+			// The active segment ends in a record still being written (a replay
+			// while the log is in use): that is its end for now, not damage.
+			continue
+		}
 		if errors.Is(err, errDamaged) {
 			msg := fmt.Sprintf("%s: %v", s.path, err)
 			w.log.Error("damaged WAL record; the rest of its segment is lost", "err", msg)

@@ -118,16 +118,22 @@ func Open(opts Options) (*WAL, error) {
 		return nil, err
 	}
 	next := uint64(1)
-	clean, err := takeCleanMark(opts.Dir)
-	if err != nil {
-		return nil, err
-	}
+	clean := readCleanMark(opts.Dir)
 	if n := len(segs); n > 0 {
 		last := segs[n-1]
-		end, ok := clean.matches(last)
-		if !ok {
-			end, err = w.recoverTail(last)
+		if end, ok := clean.matches(last); ok && end >= opts.MinNextSeq {
+			// Closed cleanly: appends go on at the end of the last segment. Its
+			// size changes with the first append, so the mark stops matching and a
+			// crash from then on is read in full.
+			f, err := os.OpenFile(last.path, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				return nil, fmt.Errorf("cannot open WAL segment: %w", err)
+			}
+			w.segs, w.f, w.size, w.next = segs, f, clean.size, max(end, 1)
+			w.synced.Store(w.next - 1)
+			return w, nil
 		}
+		end, err := w.recoverTail(last)
 		switch {
 		case err != nil:
 			return nil, err
@@ -266,6 +272,8 @@ func (w *WAL) startSegment() error {
 	w.f = f
 	w.size = segmentHeaderLen
 	w.segs = append(w.segs, segment{first: w.next, path: path})
+	// A clean mark names an older segment now; it could never match again.
+	os.Remove(filepath.Join(w.opts.Dir, cleanName))
 	return nil
 }
 

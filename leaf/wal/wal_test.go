@@ -394,8 +394,10 @@ func TestReadSegmentDamage(t *testing.T) {
 	_ = io.EOF
 }
 
-// TestCleanMark: a clean Close leaves the log's end in CLEAN, which the next Open
-// takes (and removes); a segment changed since is read in full instead.
+// TestCleanMark: a clean Close leaves the log's end in CLEAN; the next Open takes it
+// and appends to the last segment. Once appended to, the mark no longer matches: a
+// crash then (the files copied while the log is open) is read in full, as is a
+// segment changed behind the log's back.
 func TestCleanMark(t *testing.T) {
 	opts := testOptions(t.TempDir())
 	w := openTest(t, opts)
@@ -410,12 +412,29 @@ func TestCleanMark(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(opts.Dir, cleanName)); err != nil {
 		t.Fatalf("no clean mark after Close: %v", err)
 	}
+	segs := len(segmentFiles(t, opts.Dir))
 	w = openTest(t, opts)
-	if _, err := os.Stat(filepath.Join(opts.Dir, cleanName)); !os.IsNotExist(err) {
-		t.Fatalf("clean mark still there after Open: %v", err)
-	}
 	if s, err := w.Append(rec(5)); err != nil || s != 6 {
 		t.Fatalf("append after a clean reopen: seq %d, %v; want 6", s, err)
+	}
+	if n := len(segmentFiles(t, opts.Dir)); n != segs {
+		t.Fatalf("a clean reopen started a new segment: %d segments, had %d", n, segs)
+	}
+
+	// A crash now: the files as they are while the log is open.
+	crashed := testOptions(t.TempDir())
+	for _, name := range append(segmentFiles(t, opts.Dir), filepath.Join(opts.Dir, cleanName)) {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(crashed.Dir, filepath.Base(name)), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, st := replayAll(t, crashed)
+	if len(got) != 6 || len(st.Damaged) != 0 {
+		t.Fatalf("after a crash past a clean mark: %d records (damage %v), want 6", len(got), st.Damaged)
 	}
 	w.Close()
 
@@ -433,7 +452,7 @@ func TestCleanMark(t *testing.T) {
 		t.Fatalf("append after a changed segment: seq %d, %v; want 7", s, err)
 	}
 	w.Close()
-	got, st := replayAll(t, opts)
+	got, st = replayAll(t, opts)
 	if len(got) != 7 || len(st.Damaged) != 0 {
 		t.Fatalf("replayed %d records (damage %v), want 7", len(got), st.Damaged)
 	}

@@ -51,37 +51,39 @@ func TestDenseGrouping(t *testing.T) {
 	}
 }
 
-// TestMaxGroupsKeys checks the MaxGroups bound through each grouping path: the
-// groups kept are complete.
+// TestMaxGroupsKeys checks the MaxGroups bound through each grouping path and with
+// several workers: the groups kept are complete (the workers agree on them).
 func TestMaxGroupsKeys(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	blocks := genBlocks(t, rng, genConfig{blocks: 4, maxRows: 500})
+	blocks := genBlocks(t, rng, genConfig{blocks: 12, maxRows: 500})
 	aggs := []plan.Agg{{Func: plan.AggCount}, {Func: plan.AggSum, Column: "h"}, {Func: plan.AggAvg, Column: "g"}, {Func: plan.AggMin, Column: "g"}}
 	for _, key := range []string{"w", "k", "u", "s"} {
-		t.Run(key, func(t *testing.T) {
-			p := &plan.Plan{Table: "t", Limit: -1, GroupBy: []plan.GroupKey{{Column: key}}, Aggs: aggs}
-			part, err := Execute(context.Background(), p, blocks, Options{MaxGroups: 3, Parallelism: 2})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(part.Keys) != 3 || !part.Truncated {
-				t.Fatalf("%d groups, truncated %v; want 3, true", len(part.Keys), part.Truncated)
-			}
-			ref := reference(t, p, blocks)
-			byKey := map[string]*refGroup{}
-			for _, g := range ref.groups {
-				byKey[string(agg.AppendGroupKey(nil, g.key))] = g
-			}
-			for g, key := range part.Keys {
-				want := byKey[string(agg.AppendGroupKey(nil, key))]
-				if want == nil {
-					t.Fatalf("group %v is not in the reference", key)
+		for _, c := range []struct{ max, workers int }{{3, 2}, {3, 4}, {50, 3}} {
+			t.Run(fmt.Sprintf("%s/%d/%d", key, c.max, c.workers), func(t *testing.T) {
+				p := &plan.Plan{Table: "t", Limit: -1, GroupBy: []plan.GroupKey{{Column: key}}, Aggs: aggs}
+				ref := reference(t, p, blocks)
+				part, err := Execute(context.Background(), p, blocks, Options{MaxGroups: c.max, Parallelism: c.workers})
+				if err != nil {
+					t.Fatal(err)
 				}
-				for j, a := range aggs {
-					checkAgg(t, fmt.Sprintf("group %v %s", key, agg.AggName(a)), a, &want.accs[j], part.States[g][j].Result())
+				if want := min(c.max, len(ref.groups)); len(part.Keys) != want || part.Truncated != (len(ref.groups) > c.max) {
+					t.Fatalf("%d groups, truncated %v; want %d of %d", len(part.Keys), part.Truncated, want, len(ref.groups))
 				}
-			}
-		})
+				byKey := map[string]*refGroup{}
+				for _, g := range ref.groups {
+					byKey[string(agg.AppendGroupKey(nil, g.key))] = g
+				}
+				for g, key := range part.Keys {
+					want := byKey[string(agg.AppendGroupKey(nil, key))]
+					if want == nil {
+						t.Fatalf("group %v is not in the reference", key)
+					}
+					for j, a := range aggs {
+						checkAgg(t, fmt.Sprintf("group %v %s", key, agg.AggName(a)), a, &want.accs[j], part.States[g][j].Result())
+					}
+				}
+			})
+		}
 	}
 }
 

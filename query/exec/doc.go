@@ -34,11 +34,15 @@
 //
 // # Kernels
 //
-// String predicates are evaluated once per dictionary entry and mapped over the
-// codes; integer comparisons run on the narrowed raw values against the literal
-// minus the column's Base; grouping on a dictionary string maps codes to groups once
-// per block. Per-type loops are chosen once per block and column; the row loops
-// allocate nothing and call no interface method.
+// Filters produce a selection vector of row indexes. Integer comparisons run on
+// the narrowed raw values against the literal minus the column's Base, straight
+// into the selection vector (equalities on 8- and 16-bit columns a 64-bit word at a
+// time), and each further conjunct of an AND tests only the rows still selected;
+// string predicates are evaluated once per dictionary entry and mapped over the
+// codes. Grouping on a dictionary string maps codes to groups once per block; on an
+// 8-bit key without NULLs, counts and sums are accumulated per code and folded into
+// the groups once per block (dense.go). Per-type loops are chosen once per block
+// and column; the row loops allocate nothing and call no interface method.
 //
 // # Sample queries
 //

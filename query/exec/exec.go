@@ -55,13 +55,14 @@ func Execute(ctx context.Context, p *plan.Plan, blocks []*block.Block, opt Optio
 	parts := make([]*agg.Partial, n)
 	var shared *admission
 	if n > 1 && !p.Sample {
-		shared = newAdmission(opt.agg().Groups())
+		shared = newAdmission(opt.agg().Groups(), n)
+	}
+	for i := range workers {
+		workers[i] = newWorker(q, opt, shared) // all before any starts (admission)
 	}
 	var next atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
-	for i := range workers {
-		w := newWorker(q, opt, shared)
-		workers[i] = w
+	for i, w := range workers {
 		g.Go(func() (err error) {
 			defer func() {
 				if r := recover(); r != nil {

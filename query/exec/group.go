@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/apache/arrow/go/v15/arrow/array"
@@ -20,14 +21,22 @@ type groups struct {
 	strs      map[string]uint32 // single string key → gid: no key encoding
 	keys      [][]plan.Value    // keys[gid]; keys[0] is the trash group's
 	max       int
-	shared    *admission // nil with a single worker
 	truncated bool
 	buf       []byte
 	mem       arena
+
+	// With several workers: the query's admission, and a lock held while adding a
+	// group without asking it (see admission).
+	shared *admission
+	mu     sync.Mutex
 }
 
 func newGroups(maxGroups int, shared *admission) *groups {
-	return &groups{index: make(map[string]uint32), keys: [][]plan.Value{nil}, max: maxGroups, shared: shared}
+	g := &groups{index: make(map[string]uint32), keys: [][]plan.Value{nil}, max: maxGroups, shared: shared}
+	if shared != nil {
+		shared.workers = append(shared.workers, g)
+	}
+	return g
 }
 
 // n is the number of gids in use, the trash group included.
@@ -39,31 +48,51 @@ func (g *groups) lookup(key []plan.Value) (gid uint32, added bool) {
 	// A key of one string, the most common, is looked up as itself; every other key
 	// by its encoding. Each key has one form, so the two maps never disagree.
 	single := len(key) == 1 && key[0].Kind == plan.KindString
-	var lookupKey string
+	var probe string // valid until g.buf changes
 	if single {
-		lookupKey = key[0].S
-		if id, ok := g.strs[lookupKey]; ok {
+		probe = key[0].S
+		if id, ok := g.strs[probe]; ok {
 			return id, false
 		}
 	} else {
 		g.buf = agg.AppendGroupKey(g.buf[:0], key)
-		if id, ok := g.index[string(g.buf)]; ok {
+		probe = unsafe.String(unsafe.SliceData(g.buf), len(g.buf))
+		if id, ok := g.index[probe]; ok {
 			return id, false
 		}
-		lookupKey = unsafe.String(unsafe.SliceData(g.buf), len(g.buf)) // only until g.buf changes
 	}
 	if len(g.keys)-1 >= g.max {
 		g.truncated = true
 		return 0, false
 	}
-	if g.shared != nil {
-		g.shared.mu.Lock()
-		defer g.shared.mu.Unlock()
-		if !g.shared.admit(lookupKey, single) {
-			g.truncated = true
-			return 0, false
-		}
+	a := g.shared
+	if a == nil {
+		id, _ := g.add(key, single)
+		return id, true
 	}
+	if len(g.keys)-1 < a.budget && !a.slow.Load() {
+		g.mu.Lock()
+		if !a.slow.Load() {
+			id, _ := g.add(key, single)
+			g.mu.Unlock()
+			return id, true
+		}
+		g.mu.Unlock()
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.admit(probe, single) {
+		g.truncated = true
+		return 0, false
+	}
+	id, stored := g.add(key, single)
+	a.record(stored, single)
+	return id, true
+}
+
+// add adds a group for key (g.buf holding its encoding unless single) and returns
+// its gid and the map key it is stored under.
+func (g *groups) add(key []plan.Value, single bool) (uint32, string) {
 	k := g.mem.values(len(key))
 	for i, v := range key {
 		if v.Kind == plan.KindString {
@@ -78,35 +107,55 @@ func (g *groups) lookup(key []plan.Value) (gid uint32, added bool) {
 			g.strs = make(map[string]uint32)
 		}
 		g.strs[k[0].S] = id
-		lookupKey = k[0].S
-	} else {
-		lookupKey = g.mem.bytesStr(g.buf)
-		g.index[lookupKey] = id
+		return id, k[0].S
 	}
-	if g.shared != nil {
-		g.shared.record(lookupKey, single)
-	}
-	return id, true
+	stored := g.mem.bytesStr(g.buf)
+	g.index[stored] = id
+	return id, stored
 }
 
 // admission makes the workers of one query agree on which groups exist once the
-// MaxGroups bound is reached: a group is created by any worker only if it exists
-// already or there is room, so every worker drops the rows of the same groups and
-// each group kept is complete. It costs a locked map lookup per new group and
-// worker. Its maps hold at most MaxGroups keys, interned by the workers.
+// MaxGroups bound is near, so that every worker drops the rows of the same groups
+// and each group kept is complete.
+//
+// Each worker may add up to budget = MaxGroups/workers groups on its own, under
+// its own lock (uncontended). The first worker past its budget turns the query
+// slow: under the admission's lock it collects every worker's keys (taking each
+// worker's lock, so no addition is missed), and from then on a group is added
+// only through the admission: if it exists in some worker, or there is room.
+// The key sets hold at most MaxGroups keys, interned by the workers.
 type admission struct {
+	budget  int
+	max     int
+	slow    atomic.Bool
+	workers []*groups // set before the workers start
+
 	mu    sync.Mutex
-	max   int
-	index map[string]struct{} // encoded keys
-	strs  map[string]struct{} // single string keys
+	index map[string]struct{} // encoded keys, once slow
+	strs  map[string]struct{} // single string keys, once slow
 }
 
-func newAdmission(maxGroups int) *admission {
-	return &admission{max: maxGroups, index: make(map[string]struct{}), strs: make(map[string]struct{})}
+func newAdmission(maxGroups, workers int) *admission {
+	return &admission{max: maxGroups, budget: maxGroups / workers}
 }
 
-// admit reports whether a group of key may be created. Call with mu held.
+// admit reports whether a group of key may be added, turning the query slow
+// first if needed. Call with mu held.
 func (a *admission) admit(key string, single bool) bool {
+	if !a.slow.Load() {
+		a.slow.Store(true) // workers now come here for every new group
+		a.index, a.strs = make(map[string]struct{}), make(map[string]struct{})
+		for _, w := range a.workers {
+			w.mu.Lock()
+			for k := range w.index {
+				a.index[k] = struct{}{}
+			}
+			for k := range w.strs {
+				a.strs[k] = struct{}{}
+			}
+			w.mu.Unlock()
+		}
+	}
 	m := a.index
 	if single {
 		m = a.strs
@@ -117,8 +166,8 @@ func (a *admission) admit(key string, single bool) bool {
 	return len(a.index)+len(a.strs) < a.max
 }
 
-// record notes a created group's key (a string that stays valid). Call with mu
-// held.
+// record notes the key of a group just added (a string that stays valid). Call
+// with mu held.
 func (a *admission) record(key string, single bool) {
 	if single {
 		a.strs[key] = struct{}{}

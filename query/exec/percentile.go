@@ -58,18 +58,8 @@ func (a *acc) percentile(v *colView, rows, gids []uint32, wts []int64) error {
 		}
 	case viewFloat:
 		vals := v.f64
-		n := len(rows)
-		step := n*5/8 + 1
-		for gcd(step, n) != 1 {
-			step++
-		}
-		k := 0
-		for range rows {
-			buf[k] = vals[rows[k]]
-			k += step
-			if k >= n {
-				k -= n
-			}
+		for k, i := range rows {
+			buf[k] = vals[i]
 		}
 	default:
 		return typeError(a.spec.fn, v, a.spec.col)
@@ -303,11 +293,4 @@ func (h *hist) store() *store.DenseStore {
 		}
 	}
 	return s
-}
-
-func gcd(a, b int) int {
-	for b != 0 {
-		a, b = b, a%b
-	}
-	return a
 }

@@ -390,7 +390,7 @@ func TestReportWrite(t *testing.T) {
 	if err := rep.Write(dir); err != nil {
 		t.Fatal(err)
 	}
-	wantPlots := []string{PlotIngest, PlotThroughput, PlotLatency, PlotCoverage}
+	wantPlots := []string{PlotIngest, PlotThroughput, PlotQueries, PlotLatency, PlotCoverage}
 	if strings.Join(rep.Plots, ",") != strings.Join(wantPlots, ",") {
 		t.Errorf("plots %v, want %v", rep.Plots, wantPlots)
 	}
@@ -466,7 +466,7 @@ func TestRunScenario(t *testing.T) {
 	if !strings.HasPrefix(rep.Table, "load_") {
 		t.Errorf("table %q, want a load_<time> table", rep.Table)
 	}
-	for _, name := range []string{ReportMarkdown, ReportJSON, PlotThroughput, PlotLatency, PlotCoverage} {
+	for _, name := range []string{ReportMarkdown, ReportJSON, PlotThroughput, PlotQueries, PlotLatency, PlotCoverage} {
 		if _, err := os.Stat(filepath.Join(out, name)); err != nil {
 			t.Error(err)
 		}

@@ -82,14 +82,17 @@ func (m *cpuMeter) read() []ProcessCPU {
 	return append(out, ProcessCPU{ID: "bench (this process)", Seconds: round3((selfCPU() - m.self).Seconds())})
 }
 
-// cpuString writes the CPU times in one line: "leaf-0 1.2 s, leaf-1 1.1 s, …".
+// cpuString writes the CPU times in one line: "leaf-0 1.20 s, leaf-1 1.10 s, …; 3.10 s in all".
 func cpuString(cs []ProcessCPU) string {
 	var b bytes.Buffer
+	total := 0.0
 	for i, c := range cs {
 		if i > 0 {
 			b.WriteString(", ")
 		}
 		fmt.Fprintf(&b, "%s %.2f s", c.ID, c.Seconds)
+		total += c.Seconds
 	}
+	fmt.Fprintf(&b, "; %.2f s in all", total)
 	return b.String()
 }

@@ -46,7 +46,9 @@ func duckDBIngest(ctx context.Context, cfg IngestConfig, work, file string, prog
 		return nil, fmt.Sprintf("the DuckDB side (%s) reported no load time", bin)
 	}
 	s := e.LoadMS / 1000
-	return &DuckDBIngest{Version: e.Version, Setup: e.Setup, Rows: e.Rows, Seconds: round3(s), RowsPerSec: round3(float64(e.Rows) / s)}, ""
+	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	return &DuckDBIngest{Version: e.Version, Setup: e.Setup, Rows: e.Rows, Seconds: round3(s), RowsPerSec: round3(float64(e.Rows) / s),
+		ProcessCPUSeconds: round3(cpu.Seconds())}, ""
 }
 
 // buildDuckBench compiles the duckbench module into work and returns the binary, or

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,11 @@ type IngestConfig struct {
 	// aggregator's 4 MiB batch) and Concurrency the requests in flight (default 4).
 	BatchRows   int
 	Concurrency int
+	// LeafArgs are more arguments for every leaf, e.g. --wal-sync none.
+	LeafArgs []string
+	// Direct posts the batches straight to the leaves, in turn, instead of through
+	// the aggregator: what the aggregator's routing costs.
+	Direct bool
 	// WorkDir holds the cluster and the NDJSON file while the benchmark runs
 	// (default: a new temporary directory), removed at the end unless Keep.
 	WorkDir string
@@ -95,6 +101,9 @@ type DuckDBIngest struct {
 	Seconds    float64 `json:"s"`
 	RowsPerSec float64 `json:"rows_per_s"`
 	MBPerSec   float64 `json:"mb_per_s"`
+	// ProcessCPUSeconds is the CPU time of the whole duckbench process: the load,
+	// and the opening and memory report around it.
+	ProcessCPUSeconds float64 `json:"process_cpu_s"`
 }
 
 // RunIngest runs the ingest benchmark and writes its report into cfg.OutDir. DuckDB's
@@ -231,7 +240,7 @@ func ingestReef(ctx context.Context, cfg IngestConfig, work string, data []byte,
 		Dir:           filepath.Join(work, "cluster"),
 		ShmDir:        shmDir,
 		Leaves:        cfg.Leaves,
-		ExtraLeafArgs: []string{"--memory-limit", fmt.Sprint(limit)},
+		ExtraLeafArgs: append([]string{"--memory-limit", fmt.Sprint(limit)}, cfg.LeafArgs...),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot start the reef cluster: %w", err)
@@ -241,8 +250,22 @@ func ingestReef(ctx context.Context, cfg IngestConfig, work string, data []byte,
 			err = fmt.Errorf("cannot stop the reef cluster: %w", cerr)
 		}
 	}()
-	res.ReefSetup = fmt.Sprintf("%d leaves + 1 aggregator, HTTP through the aggregator, %d-row batches, %d in flight", cfg.Leaves, cfg.BatchRows, cfg.Concurrency)
+	via := "HTTP through the aggregator"
+	if cfg.Direct {
+		via = "HTTP straight to the leaves, in turn"
+	}
+	res.ReefSetup = fmt.Sprintf("%d leaves + 1 aggregator, %s, %d-row batches, %d in flight", cfg.Leaves, via, cfg.BatchRows, cfg.Concurrency)
+	if len(cfg.LeafArgs) > 0 {
+		res.ReefSetup += ", leaves with " + strings.Join(cfg.LeafArgs, " ")
+	}
 	client := c.Client()
+	targets := []*api.Client{client}
+	if cfg.Direct {
+		targets = targets[:0]
+		for _, l := range c.Leaves() {
+			targets = append(targets, &api.Client{BaseURL: l.URL, HTTP: client.HTTP})
+		}
+	}
 	bar := newProgressBar(progress)
 
 	var ids []string
@@ -268,7 +291,7 @@ func ingestReef(ctx context.Context, cfg IngestConfig, work string, data []byte,
 					from = ends[i-1]
 				}
 				body := data[from:ends[i]]
-				n, r, err := postBatch(ectx, client, body, fmt.Sprintf("%s-%d", prefix, i), tl)
+				n, r, err := postBatch(ectx, targets[i%len(targets)], body, fmt.Sprintf("%s-%d", prefix, i), tl)
 				retries.Add(r)
 				if err != nil {
 					return err

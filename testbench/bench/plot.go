@@ -15,6 +15,7 @@ import (
 // Plot files of a report directory.
 const (
 	PlotThroughput = "throughput.png"
+	PlotQueries    = "queries.png"
 	PlotLatency    = "latency.png"
 	PlotCoverage   = "coverage.png"
 	PlotIngest     = "ingest.png"
@@ -139,6 +140,24 @@ func plotThroughput(path, title string, pts []Point, marks []Mark) error {
 	}, 0, false, nil)
 }
 
+// plotQueries draws the queries answered, partial and failed per second.
+func plotQueries(path, title string, pts []Point, marks []Mark) error {
+	rate := func(n func(p Point) int64) func(p Point) *float64 {
+		return func(p Point) *float64 {
+			if p.Width <= 0 {
+				return nil
+			}
+			v := float64(n(p)) / p.Width
+			return &v
+		}
+	}
+	return timePlot(path, title, "queries per second", pts, marks, []series{
+		{name: "answered", col: blue, value: rate(func(p Point) int64 { return p.Queries - p.QueryErrors })},
+		{name: "partial", col: orange, value: rate(func(p Point) int64 { return p.Partial }), dash: true},
+		{name: "failed", col: red, value: rate(func(p Point) int64 { return p.QueryErrors }), dash: true},
+	}, 0, false, nil)
+}
+
 // plotLatency draws the query latency percentiles per bucket on a log scale.
 func plotLatency(path, title string, pts []Point, marks []Mark) error {
 	return timePlot(path, title, "query latency, ms (log scale)", pts, marks, []series{
@@ -162,7 +181,8 @@ func plotIngest(path string, r *IngestResult) error {
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("NDJSON ingest of %s rows (%.0f MB): rows per second (higher is better)", thousands(r.Rows), r.MB)
 	p.Y.Label.Text = "million rows per second"
-	names := []string{"reef (" + r.ReefSetup + ")"}
+	p.X.Label.Text = "reef: " + r.ReefSetup
+	names := []string{"reef"}
 	vals := plotter.Values{r.ReefRowsPerSec / 1e6}
 	secs := []float64{r.ReefSeconds}
 	cols := []color.Color{blue}

@@ -134,6 +134,9 @@ func (r *Report) summarize() {
 		}
 		if d := in.DuckDB; d != nil {
 			r.add("DuckDB read_json", "%.2f s: %s rows/s, %.0f MB/s (%s)", d.Seconds, humanCount(d.RowsPerSec), d.MBPerSec, d.Setup)
+			if d.ProcessCPUSeconds > 0 {
+				r.add("DuckDB CPU time", "%.2f s (the whole duckbench process)", d.ProcessCPUSeconds)
+			}
 			r.add("reef / DuckDB", "%.2f× the rows per second", in.Ratio)
 		} else {
 			r.add("DuckDB read_json", "not measured: %s", in.DuckDBSkipped)
@@ -217,7 +220,7 @@ func methodNote(kind string) string {
 	switch kind {
 	case "ingest":
 		return "How: the dataset is generated and encoded as NDJSON in memory before the clock starts; " +
-			"reef's time runs from the first request to the last acknowledgement of batches posted through the aggregator; " +
+			"reef's time runs from the first request to the last acknowledgement of the batches, posted as the setup says; " +
 			"DuckDB's is `CREATE TABLE AS SELECT * FROM read_json(file)` of the same bytes written to a file, " +
 			"timed inside the duckbench program.\n"
 	default:
@@ -263,6 +266,9 @@ func (r *Report) Write(dir string) error {
 		})
 	}
 	if hasQueries {
+		addPlot(PlotQueries, func() error {
+			return plotQueries(filepath.Join(dir, PlotQueries), title("queries"), r.Timeline, r.Marks)
+		})
 		addPlot(PlotLatency, func() error {
 			return plotLatency(filepath.Join(dir, PlotLatency), title("query latency"), r.Timeline, r.Marks)
 		})

@@ -258,6 +258,7 @@ func Run(ctx context.Context, s Scenario) (rep *Report, err error) {
 	rep.Timeline = tl.Points(phaseEnd)
 	rep.Marks = tl.Marks()
 	if err := ctx.Err(); err != nil {
+		rep.fail("the run was interrupted after %.1f s", rep.DurationS)
 		return rep, err
 	}
 	if err := errors.Join(errs...); err != nil {

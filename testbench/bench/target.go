@@ -18,10 +18,11 @@ type Target struct {
 	// URL is the aggregator to drive; empty starts a cluster with Cluster.
 	URL string
 	// Cluster configures the cluster started when URL is empty; Binary is required.
-	// Dir defaults to a new temporary directory and ShmDir to a new directory under
-	// /dev/shm (where the leaves keep sealed blocks, as deployed), both removed after
-	// a run that passed unless Keep is set; after a failure they are kept for the
-	// logs.
+	// Dir defaults to a new temporary directory, removed after a run that passed
+	// unless Keep is set and kept after a failure (logs, WAL, disk copies of blocks).
+	// ShmDir defaults to a new directory under /dev/shm (where the leaves keep sealed
+	// blocks, as deployed), removed at the end unless Keep is set, since it holds
+	// memory.
 	Cluster testbench.ClusterConfig
 	Keep    bool
 }
@@ -47,10 +48,15 @@ func (t Target) open(ctx context.Context, progress io.Writer) (*opened, error) {
 			close: func(bool) (string, error) { return "", nil }}, nil
 	}
 	cfg := t.Cluster
-	var tmpDirs []string
-	cleanup := func() {
-		for _, d := range tmpDirs {
-			_ = os.RemoveAll(d)
+	// Temporary directories: the cluster's (kept after a failure, for its logs, WAL
+	// and disk blocks) and the shm one (always removed unless Keep: it holds memory).
+	tmpDir, tmpShm := "", ""
+	cleanup := func(all bool) {
+		if tmpShm != "" && !t.Keep {
+			_ = os.RemoveAll(tmpShm)
+		}
+		if tmpDir != "" && all {
+			_ = os.RemoveAll(tmpDir)
 		}
 	}
 	if cfg.Dir == "" {
@@ -58,23 +64,22 @@ func (t Target) open(ctx context.Context, progress io.Writer) (*opened, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cannot create the cluster directory: %w", err)
 		}
-		cfg.Dir = d
-		tmpDirs = append(tmpDirs, d)
+		cfg.Dir, tmpDir = d, d
 	}
 	if cfg.ShmDir == "" {
 		if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
 			d, err := os.MkdirTemp("/dev/shm", "reef-bench-")
 			if err != nil {
-				cleanup()
+				cleanup(true)
 				return nil, fmt.Errorf("cannot create a shm directory: %w", err)
 			}
-			cfg.ShmDir = d
-			tmpDirs = append(tmpDirs, d)
+			cfg.ShmDir, tmpShm = d, d
 		}
 	}
 	fmt.Fprintf(progress, "starting a cluster in %s\n", cfg.Dir)
 	c, err := testbench.StartCluster(ctx, cfg)
 	if err != nil {
+		cleanup(false)
 		fmt.Fprintf(progress, "cluster directory kept: %s\n", cfg.Dir)
 		return nil, err
 	}
@@ -87,13 +92,14 @@ func (t Target) open(ctx context.Context, progress io.Writer) (*opened, error) {
 	}
 	o.close = func(passed bool) (string, error) {
 		err := c.Close()
-		if err != nil || !passed || t.Keep {
-			if err != nil {
-				err = errors.Join(err, fmt.Errorf("logs in %s", filepath.Join(c.Dir(), "logs")))
-			}
+		keep := err != nil || !passed || t.Keep
+		cleanup(!keep)
+		if err != nil {
+			err = errors.Join(err, fmt.Errorf("logs in %s", filepath.Join(c.Dir(), "logs")))
+		}
+		if keep {
 			return c.Dir(), err
 		}
-		cleanup()
 		return "", nil
 	}
 	return o, nil

@@ -86,8 +86,9 @@ func TestBenchLoad(t *testing.T) {
 		Target:   benchTarget(t, 2),
 		Duration: 3 * time.Second,
 		Load:     &bench.LoadConfig{Rate: 5000, BatchRows: 500, Concurrency: 2},
-		Queries:  &bench.QueryConfig{Clients: 1, Interval: 50 * time.Millisecond},
-		Verify:   true,
+		// A generous deadline: on a busy machine a healthy leaf must not count as missing.
+		Queries: &bench.QueryConfig{Clients: 1, Interval: 50 * time.Millisecond, Timeout: 5 * time.Second},
+		Verify:  true,
 		// Nothing goes wrong: every answer must be complete.
 		CoverageFloor: 100,
 	})
@@ -107,7 +108,7 @@ func TestBenchChaos(t *testing.T) {
 		Target:        benchTarget(t, 3),
 		Duration:      8 * time.Second,
 		Load:          &bench.LoadConfig{Rate: 5000, BatchRows: 250, Concurrency: 4},
-		Queries:       &bench.QueryConfig{Clients: 1, Interval: 50 * time.Millisecond, Timeout: time.Second},
+		Queries:       &bench.QueryConfig{Clients: 1, Interval: 50 * time.Millisecond, Timeout: 2 * time.Second},
 		Faults:        &bench.FaultConfig{Kinds: []string{bench.FaultKill, bench.FaultStop, bench.FaultRestart}, First: time.Second, Every: 2 * time.Second, Down: 500 * time.Millisecond},
 		Verify:        true,
 		CoverageFloor: 50,
@@ -227,7 +228,7 @@ func TestBenchDeploy(t *testing.T) {
 		Kind:          "deploy",
 		Target:        benchTarget(t, 3),
 		Load:          &bench.LoadConfig{Rate: 5000, BatchRows: 250, Concurrency: 4},
-		Queries:       &bench.QueryConfig{Clients: 1, Interval: 50 * time.Millisecond, Timeout: time.Second},
+		Queries:       &bench.QueryConfig{Clients: 1, Interval: 50 * time.Millisecond, Timeout: 2 * time.Second},
 		Deploy:        &bench.DeployConfig{Script: script, Before: time.Second, After: time.Second},
 		Verify:        true,
 		CoverageFloor: 50,
