@@ -50,7 +50,7 @@ func runDump(args []string) int {
 		}
 		defer f.Close()
 		w = f
-	} else if st, err := os.Stdout.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+	} else if isTerminal(os.Stdout) {
 		fmt.Fprintln(os.Stderr, "reef dump: standard output is a terminal; pass --out FILE or redirect it")
 		return 2
 	}

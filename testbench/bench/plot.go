@@ -21,8 +21,8 @@ const (
 	PlotIngest     = "ingest.png"
 )
 
-// Plot size.
-const (
+// Plot size; tests draw smaller plots.
+var (
 	plotWidth  = 8 * vg.Inch
 	plotHeight = 3.5 * vg.Inch
 )
