@@ -63,6 +63,7 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lr := newLineChunker(body, s.cfg.BatchBytes)
+	defer lr.release()
 	for n := 0; ; n++ {
 		chunk, firstLine, err := lr.next()
 		total.Rejected += len(lr.long)
@@ -264,7 +265,37 @@ type lineChunker struct {
 }
 
 func newLineChunker(r io.Reader, max int) *lineChunker {
-	return &lineChunker{r: bufio.NewReaderSize(r, 64<<10), max: max, maxLine: 4 * max}
+	c := &lineChunker{max: max, maxLine: 4 * max}
+	if b, ok := chunkBufs.Get().(*chunkBuf); ok {
+		b.rd.Reset(r)
+		c.r, c.buf = b.rd, b.data[:0]
+	} else {
+		c.r = bufio.NewReaderSize(r, 64<<10)
+	}
+	return c
+}
+
+// chunkBuf is a reader and a chunk buffer, reused across requests so that routing a
+// batch does not grow a fresh buffer line by line every time.
+type chunkBuf struct {
+	rd   *bufio.Reader
+	data []byte
+}
+
+// chunkBufs holds idle chunk buffers; one grown past maxPooledChunk (a request with
+// a huge line) is left to the collector.
+var chunkBufs sync.Pool
+
+const maxPooledChunk = 16 << 20
+
+// release returns the chunker's buffers for reuse; the chunker must not be used
+// afterwards.
+func (c *lineChunker) release() {
+	if cap(c.buf) > maxPooledChunk {
+		return
+	}
+	c.r.Reset(nil)
+	chunkBufs.Put(&chunkBuf{rd: c.r, data: c.buf[:0]})
 }
 
 // next returns the next chunk and the 1-based number of its first line, or nil at
@@ -354,7 +385,7 @@ func (s *Server) sendBatch(ctx context.Context, table string, body []byte, id, c
 			case <-ctx.Done():
 				continue
 			}
-			backoff = min(backoff*2, time.Second)
+			backoff = min(backoff*2, 250*time.Millisecond)
 			if lastErr == nil {
 				lastErr = errors.New("no healthy leaf")
 			}
@@ -370,7 +401,11 @@ func (s *Server) sendBatch(ctx context.Context, table string, body []byte, id, c
 		lastErr = fmt.Errorf("%s: %w", c.url, err)
 		var ae *api.Error
 		switch {
-		case errors.As(err, &ae) && (ae.Status == http.StatusTooManyRequests || ae.Status >= 500):
+		case errors.As(err, &ae) && ae.Status == http.StatusTooManyRequests:
+			// Busy or full: cheap for the leaf to say again, so look back soon.
+			s.metrics.ingestRefusals.Inc()
+			c.exclude(s.cfg.ExcludeBusyFor)
+		case errors.As(err, &ae) && ae.Status >= 500:
 			s.metrics.ingestRefusals.Inc()
 			c.exclude(s.cfg.ExcludeFor)
 		case errors.As(err, &ae):

@@ -58,9 +58,11 @@ type Config struct {
 	// IngestTimeout bounds how long a writer waits for its rows to be stored
 	// (default 30s).
 	IngestTimeout time.Duration
-	// ExcludeFor is how long a leaf that refused a batch is not routed to
-	// (default 2s).
-	ExcludeFor time.Duration
+	// ExcludeFor is how long a leaf that answered a batch with 503 or another 5xx
+	// (draining, failing) is not routed to (default 2s); ExcludeBusyFor the same
+	// after a 429 (busy or full; default 100ms).
+	ExcludeFor     time.Duration
+	ExcludeBusyFor time.Duration
 	// MaxConcurrentQueries bounds queries in flight (default 64); more get 429.
 	MaxConcurrentQueries int
 	// MaxConcurrentIngest bounds ingest requests in flight (default 64); more get
@@ -97,6 +99,7 @@ func (c *Config) setDefaults() {
 	def(&c.HealthTimeout, 500*time.Millisecond)
 	def(&c.IngestTimeout, 30*time.Second)
 	def(&c.ExcludeFor, 2*time.Second)
+	def(&c.ExcludeBusyFor, 100*time.Millisecond)
 	def(&c.DNSInterval, 10*time.Second)
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = 256 << 20
