@@ -24,7 +24,7 @@ fmt:
 	gofmt -l -w .
 
 lint: vet
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./query/exec ./leaf ./shm ./testbench

@@ -1,6 +1,9 @@
 package aggregator
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
 
 type metrics struct {
 	queries          prometheus.Counter
@@ -42,6 +45,6 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	}
 	reg.MustRegister(m.queries, m.partialAnswers, m.coverageRefusals, m.coverage, m.childLatency,
 		m.childrenUp, m.ingestRows, m.ingestBytes, m.ingestRefusals, m.ingestStalls,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -108,7 +108,7 @@ func (s *Server) ingestArrow(w http.ResponseWriter, ctx context.Context, table s
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf(
-				"Arrow stream over the %d byte limit (compressed or decompressed); an Arrow body goes whole to one leaf, so send smaller streams", mbe.Limit))
+				"the Arrow stream is over the %d byte limit (compressed or decompressed); an Arrow body goes whole to one leaf, so send smaller streams", mbe.Limit))
 			return
 		}
 		writeError(w, http.StatusBadRequest, fmt.Errorf("cannot read Arrow body: %w", err))

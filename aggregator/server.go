@@ -173,8 +173,7 @@ func New(cfg Config) (*Server, error) {
 		seen[u] = true
 	}
 	reg := prometheus.NewRegistry()
-	var s *Server
-	s = &Server{
+	s := &Server{
 		cfg:       cfg,
 		log:       cfg.Logger,
 		members:   &members{tls: cfg.TLS},

@@ -271,7 +271,7 @@ func arrayBytes(d arrow.ArrayData) int64 {
 		n += arrayBytes(ch)
 	}
 	if dd, ok := d.(*array.Data); ok {
-		if dict := dd.Dictionary(); dict != nil && dict.(*array.Data) != nil {
+		if dict, _ := dd.Dictionary().(*array.Data); dict != nil {
 			n += arrayBytes(dict)
 		}
 	}

@@ -197,16 +197,6 @@ func removeFiles(log *slog.Logger, paths ...string) {
 	}
 }
 
-// markCorrupt notes that block id's shm file is damaged: when it is dropped, its
-// disk copy stays to reload it from.
-func (s *shmStore) markCorrupt(id uint64) {
-	s.mu.Lock()
-	if e := s.entries[id]; e != nil {
-		e.keepDisk = true
-	}
-	s.mu.Unlock()
-}
-
 // entry returns a copy of block id's entry, or false.
 func (s *shmStore) entry(id uint64) (shmEntry, bool) {
 	s.mu.Lock()
@@ -243,19 +233,6 @@ func (s *shmStore) diskBacklog() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.queue)
-}
-
-// heapOnly returns how many sealed blocks could not be written to shm.
-func (s *shmStore) heapOnly() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, e := range s.entries {
-		if e.heap {
-			n++
-		}
-	}
-	return n
 }
 
 // manifest returns the manifest entries of the given blocks.

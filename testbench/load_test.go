@@ -29,7 +29,6 @@ type ingestServer struct {
 	mu          sync.Mutex
 	attempts    map[string]int
 	rows        map[string]int // accepted rows per batch id
-	lines       []byte         // every accepted line, in arrival order per batch
 	batches     map[string][]byte
 	inFlight    int
 	maxInFlight int

@@ -73,7 +73,7 @@ func TestAppendNDJSONLine(t *testing.T) {
 // becomes one valid JSON line that decodes back to the same values.
 func FuzzAppendNDJSON(f *testing.F) {
 	f.Add(int64(1700000000), "svc-00", "host-0000", "/api/v1/users", int64(200), 12.34, int64(5120))
-	f.Add(int64(-1), "", "\x00", "\"\\\n\u2028", int64(-404), -0.0, int64(math.MinInt64))
+	f.Add(int64(-1), "", "\x00", "\"\\\n\u2028", int64(-404), math.Copysign(0, -1), int64(math.MinInt64))
 	f.Add(int64(math.MaxInt64), "\xff\xfe", "世界", "\xe4\xb8", int64(0), math.Inf(1), int64(0))
 	f.Add(int64(0), "a", "b", "c", int64(500), 1e300, int64(1))
 	f.Fuzz(func(t *testing.T, ts int64, svc, host, ep string, status int64, lat float64, size int64) {

@@ -261,7 +261,8 @@ func (w *WAL) startSegment() error {
 		return fmt.Errorf("cannot start WAL segment: %w", err)
 	}
 	if w.opts.Sync != SyncNone {
-		if err := f.Sync(); err == nil {
+		err := f.Sync()
+		if err == nil {
 			err = syncDir(w.opts.Dir)
 		}
 		if err != nil {

@@ -2,6 +2,7 @@ package agg
 
 import (
 	"errors"
+	"math"
 	"reflect"
 	"testing"
 
@@ -158,7 +159,7 @@ func TestMergeSample(t *testing.T) {
 func TestAppendGroupKey(t *testing.T) {
 	same := [][2][]plan.Value{
 		{{plan.Int(5)}, {plan.Float(5)}},
-		{{plan.Int(0)}, {plan.Float(-0.0)}},
+		{{plan.Int(0)}, {plan.Float(math.Copysign(0, -1))}},
 		{{plan.String("a"), plan.Null()}, {plan.String("a"), plan.Null()}},
 	}
 	for _, c := range same {

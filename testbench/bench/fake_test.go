@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -170,5 +169,3 @@ func (f *fakeAggregator) stored(b int64) int64 {
 	defer f.mu.Unlock()
 	return f.perBatch[b]
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
