@@ -278,7 +278,7 @@ func TestIngestBadInput(t *testing.T) {
 		{"encoding", []byte("{}\n"), []string{"Content-Encoding", "br"}, 415, `unsupported Content-Encoding "br"`},
 		{"not gzip", []byte("{}\n"), []string{"Content-Encoding", "gzip"}, 400, "cannot read gzip body"},
 		{"gzip bomb", gz(bytes.Repeat([]byte("{}\n"), 1<<20)), []string{"Content-Encoding", "gzip"}, 413, "over the 1048576 byte limit"},
-		{"arrow too large", make([]byte, 2000), []string{"Content-Type", api.ContentTypeArrow}, 413, "Arrow stream over the 1000 byte limit"},
+		{"arrow too large", make([]byte, 2000), []string{"Content-Type", api.ContentTypeArrow}, 413, "Arrow stream is over the 1000 byte limit"},
 		{"bad table", []byte("{}\n"), nil, 400, "invalid table name"},
 	}
 	for _, c := range cases {
