@@ -3,6 +3,7 @@ package exec
 import (
 	"math"
 
+	"github.com/reef-db/reef/block"
 	"github.com/reef-db/reef/query/agg"
 	"github.com/reef-db/reef/query/plan"
 )
@@ -61,7 +62,7 @@ func (w *worker) aggregateDense(rows []uint32, wts []int64) (handled bool, err e
 		return false, nil
 	}
 	v, err := w.vs.get(gb[0].Column)
-	if err != nil || v.nulls > 0 {
+	if err != nil || v.nulls > 0 || v.n > block.MaxRows { // per-code totals assume a block's size
 		return false, err
 	}
 	if len(w.gr.keys) < 1 {

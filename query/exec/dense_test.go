@@ -51,6 +51,41 @@ func TestDenseGrouping(t *testing.T) {
 	}
 }
 
+// TestDictionaryFilters runs string predicates (which answer with a per-code table
+// at the top of a filter) over 8- and 16-bit dictionary codes, alone, in an AND
+// after an integer test, and grouped by the same column, against the reference.
+func TestDictionaryFilters(t *testing.T) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	lits := func(n int) []plan.Value {
+		var out []plan.Value
+		for i := 0; i < n; i++ {
+			out = append(out, plan.String(fmt.Sprintf("v%04d", rng.IntN(60))))
+		}
+		return out
+	}
+	for it := 0; it < 12; it++ {
+		blocks := genBlocks(t, rng, genConfig{blocks: 1 + rng.IntN(3), maxRows: 1500})
+		leaf := []*plan.Expr{
+			cmpE(plan.OpEq, "hs", plan.String(fmt.Sprintf("v%04d", rng.IntN(40)))),
+			listE(plan.OpIn, "hs", lits(3)...),
+			cmpE(plan.OpLike, "hs", plan.String("v00%")),
+			notE(cmpE(plan.OpLike, "hs", plan.String("v1%"))),
+			cmpE(plan.OpEq, "k", plan.String("ab")),
+		}[rng.IntN(5)]
+		filter := leaf
+		if rng.IntN(2) == 0 {
+			filter = &plan.Expr{Op: plan.OpAnd, Args: []*plan.Expr{cmpE(plan.OpLt, "u", plan.Int(30)), leaf}}
+		}
+		key := []string{"hs", "k", "u"}[rng.IntN(3)]
+		p := &plan.Plan{Table: "t", Limit: -1, Filter: filter, GroupBy: []plan.GroupKey{{Column: key}},
+			Aggs: []plan.Agg{{Func: plan.AggCount}, {Func: plan.AggSum, Column: "g"}, {Func: plan.AggMax, Column: "u"}}}
+		ok := t.Run(fmt.Sprint(it), func(t *testing.T) { checkAgainstReference(t, p, blocks, Options{Parallelism: 2}) })
+		if !ok {
+			t.Fatalf("plan: %s", planString(p))
+		}
+	}
+}
+
 // TestMaxGroupsKeys checks the MaxGroups bound through each grouping path and with
 // several workers: the groups kept are complete (the workers agree on them).
 func TestMaxGroupsKeys(t *testing.T) {

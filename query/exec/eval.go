@@ -19,6 +19,9 @@ const (
 	rNone result = iota
 	rAll
 	rMask
+	// rTable: the rows whose dictionary code maps to 1 in e.table, codes of
+	// e.tableView (8 or 16 bits), NULLs not yet removed. Only when e.wantTable.
+	rTable
 )
 
 // evaluator evaluates compiled filters over one block at a time. Masks are one byte
@@ -29,6 +32,9 @@ type evaluator struct {
 	table   []byte   // per dictionary entry / raw value match table
 	codes   []uint32 // set element codes
 	stamps  []uint32 // has: literal index per set element code
+
+	wantTable bool     // a dictionary predicate may answer rTable (top-level leaves)
+	tableView *colView // the column of an rTable answer
 }
 
 func (e *evaluator) mask(depth, n int) []byte {
@@ -502,6 +508,10 @@ func (e *evaluator) evalStrings(v *colView, pred func(string) bool, dst []byte) 
 	}
 	if all && nd > 0 {
 		return allValid(v, dst)
+	}
+	if e.wantTable && (v.c8 != nil || v.c16 != nil) {
+		e.tableView = v
+		return rTable
 	}
 	gatherCodes(v, t, dst)
 	return rMask

@@ -27,6 +27,8 @@ import (
 //	u            int, never NULL: 0..40 (uint8) in some blocks, 0..5000 (uint16) in others
 //	g            float, never NULL
 //	h            int near ±2^62, never NULL (narrow raw values, huge base: sums overflow)
+//	hs           string of up to 2000 values ("v0000"…), so that most blocks have
+//	             16-bit dictionary codes; NULLs in some blocks
 var strAlphabet = []string{"a", "b", "ab", "abc", "ba", "x%y", "", "svc-1", "svc-2", "zz"}
 
 type genConfig struct {
@@ -51,6 +53,7 @@ func genBlock(t testing.TB, rng *rand.Rand, id uint64, rows int) *block.Block {
 	wide := rng.IntN(4) // w's range: 8, 16, 32 or 64 bits
 	uSpan := []int{41, 5001}[rng.IntN(2)]
 	hBase := []int64{1 << 62, -(1 << 62), 0}[rng.IntN(3)]
+	hsCard, hsNulls := []int{2000, 40}[rng.IntN(2)], rng.IntN(2)*10
 	t0 := int64(rng.IntN(200) - 100)
 	col := func(name string, typ block.Type) int {
 		i, tp := b.ColumnIndex(name)
@@ -125,6 +128,9 @@ func genBlock(t testing.TB, rng *rand.Rand, id uint64, rows int) *block.Block {
 		b.SetInt(col("u", block.TypeInt), int64(rng.IntN(uSpan)))
 		b.SetFloat(col("g", block.TypeFloat), math.Round(rng.NormFloat64()*100)/4)
 		b.SetInt(col("h", block.TypeInt), hBase+int64(rng.IntN(200)))
+		if !null(hsNulls) {
+			b.SetString(col("hs", block.TypeString), []byte(fmt.Sprintf("v%04d", rng.IntN(hsCard))))
+		}
 		b.EndRow()
 	}
 	blk, err := b.Build(id)
@@ -134,7 +140,7 @@ func genBlock(t testing.TB, rng *rand.Rand, id uint64, rows int) *block.Block {
 	return blk
 }
 
-var genColumns = []string{"time", "sample_rate", "i", "w", "f", "s", "tags", "m", "opt", "nope", "k", "u", "g", "h"}
+var genColumns = []string{"time", "sample_rate", "i", "w", "f", "s", "tags", "m", "opt", "nope", "k", "u", "g", "h", "hs"}
 
 // genLiteral returns a literal fitting column c most of the time.
 func genLiteral(rng *rand.Rand, c string) plan.Value {
@@ -170,6 +176,8 @@ func genLiteral(rng *rand.Rand, c string) plan.Value {
 		return plan.Int(int64(rng.IntN(60)))
 	case "h":
 		return plan.Int([]int64{1 << 62, -(1 << 62), 0}[rng.IntN(3)] + int64(rng.IntN(220)) - 10)
+	case "hs":
+		return plan.String(fmt.Sprintf("v%04d", rng.IntN(2020)))
 	}
 	return plan.String(strAlphabet[rng.IntN(len(strAlphabet))])
 }
@@ -272,7 +280,7 @@ func genPlan(rng *rand.Rand) *plan.Plan {
 	}
 	keys := []plan.GroupKey{{Column: "s"}, {Column: "i"}, {Column: "time", Bucket: 7}, {Column: "time", Bucket: 60},
 		{Column: "w"}, {Column: "f"}, {Column: "m"}, {Column: "opt"}, {Column: "nope"}, {Column: "time"}, {Column: "i", Bucket: 3},
-		{Column: "k"}, {Column: "k"}, {Column: "u"}, {Column: "u"}, {Column: "h"}}
+		{Column: "k"}, {Column: "k"}, {Column: "u"}, {Column: "u"}, {Column: "h"}, {Column: "hs"}}
 	for k := rng.IntN(3); k > 0; k-- {
 		p.GroupBy = append(p.GroupBy, keys[rng.IntN(len(keys))])
 	}

@@ -11,9 +11,11 @@ import (
 //
 // Most filters are one comparison or a conjunction of a few. selectRows turns them
 // into the ascending list of selected row indexes without a byte mask where it can:
-// an integer comparison runs on the raw narrowed values straight into the list, and
-// each further conjunct of an AND only tests the rows still selected. Any other
-// filter is evaluated into a mask (eval) and converted (selection).
+// an integer comparison runs on the raw narrowed values straight into the list, a
+// string predicate over 8- or 16-bit dictionary codes maps each row's code through
+// its per-entry table into the list, and each further conjunct of an AND only tests
+// the rows still selected. Any other filter is evaluated into a mask (eval) and
+// converted (selection).
 
 // selectRows evaluates filter f over the current block. all reports that every row
 // passes; otherwise rows holds the passing rows (possibly none) in sel's memory,
@@ -41,8 +43,7 @@ func (e *evaluator) selectRows(f *node, sel []uint32) (rows []uint32, all bool, 
 		return nil, false, err
 	}
 	if !ok {
-		mask := e.mask(0, e.vs.blk.Rows)
-		if r, err = e.eval(f, mask, 0); err != nil {
+		if r, err = e.evalLeaf(f); err != nil {
 			return nil, false, err
 		}
 	}
@@ -55,8 +56,24 @@ func (e *evaluator) selectRows(f *node, sel []uint32) (rows []uint32, all bool, 
 		return selection(t.v.valid, sel), false, nil
 	case ok:
 		return t.selectAll(sel), false, nil
+	case r == rTable:
+		v := e.tableView
+		sel = selectCodes(v, e.table, sel[:v.n])
+		if v.valid != nil {
+			sel = keepMarked(sel, v.valid)
+		}
+		return sel, false, nil
 	}
 	return selection(e.mask(0, e.vs.blk.Rows), sel), false, nil
+}
+
+// evalLeaf evaluates f into the depth-0 mask; a dictionary predicate at the top
+// may answer rTable instead.
+func (e *evaluator) evalLeaf(f *node) (result, error) {
+	e.wantTable = f.kind != nAnd && f.kind != nOr
+	r, err := e.eval(f, e.mask(0, e.vs.blk.Rows), 0)
+	e.wantTable = false
+	return r, err
 }
 
 // refine keeps the rows (ascending) that pass f, in place.
@@ -86,14 +103,59 @@ func (e *evaluator) refine(f *node, rows []uint32) ([]uint32, error) {
 		}
 		return t.refine(rows), nil
 	}
-	mask := e.mask(0, e.vs.blk.Rows)
-	switch r, err = e.eval(f, mask, 0); {
+	switch r, err = e.evalLeaf(f); {
 	case err != nil || r == rNone:
 		return rows[:0], err
 	case r == rAll:
 		return rows, nil
+	case r == rTable:
+		v := e.tableView
+		rows = refineCodes(v, e.table, rows)
+		if v.valid != nil {
+			rows = keepMarked(rows, v.valid)
+		}
+		return rows, nil
 	}
-	return keepMarked(rows, mask), nil
+	return keepMarked(rows, e.mask(0, e.vs.blk.Rows)), nil
+}
+
+// selectCodes returns the rows whose code (8 or 16 bits) maps to 1 in table t
+// (sized for every code), branch-free, in sel's memory.
+func selectCodes(v *colView, t []byte, sel []uint32) []uint32 {
+	k := 0
+	if v.c8 != nil {
+		tt := (*[1 << 8]byte)(t)
+		for i, c := range v.c8 {
+			sel[k] = uint32(i)
+			k += int(tt[c])
+		}
+		return sel[:k]
+	}
+	tt := (*[1 << 16]byte)(t)
+	for i, c := range v.c16 {
+		sel[k] = uint32(i)
+		k += int(tt[c])
+	}
+	return sel[:k]
+}
+
+// refineCodes keeps the rows (in place) whose code maps to 1 in table t.
+func refineCodes(v *colView, t []byte, rows []uint32) []uint32 {
+	k := 0
+	if v.c8 != nil {
+		tt := (*[1 << 8]byte)(t)
+		for _, i := range rows {
+			rows[k] = i
+			k += int(tt[v.c8[i]])
+		}
+		return rows[:k]
+	}
+	tt := (*[1 << 16]byte)(t)
+	for _, i := range rows {
+		rows[k] = i
+		k += int(tt[v.c16[i]])
+	}
+	return rows[:k]
 }
 
 // keepMarked keeps the rows whose byte in mask is 1, in place.
@@ -211,9 +273,9 @@ func (t *intTest) selectAll(sel []uint32) []uint32 {
 		}
 		return selection(v.valid, sel)
 	case v.u8 != nil && w == 0 && t.inside:
-		k = selectEqual(v.u8, uint8(l), sel, swarEqual8)
+		k = selectEqual(v.u8, uint8(l), rawBelow(v, 1<<7), sel, swarEqual8)
 	case v.u16 != nil && w == 0 && t.inside:
-		k = selectEqual(v.u16, uint16(l), sel, swarEqual16)
+		k = selectEqual(v.u16, uint16(l), rawBelow(v, 1<<15), sel, swarEqual16)
 	case v.u8 != nil:
 		k = appendInterval(v.u8, 0, l, w, t.inside, sel, 0)
 	case v.u16 != nil:
@@ -293,13 +355,14 @@ const selectChunk = 1024
 // selectEqual writes the indexes of the raw values equal to l into sel and returns
 // their count. It reads the values a 64-bit word at a time (swar), which is fast
 // while few rows match; in stretches where more than one row in 16 matches, the
-// branch-free loop is faster, so it switches per chunk.
-func selectEqual[T uint8 | uint16](raw []T, l T, sel []uint32, swar func([]T, int, T, []uint32, int) (int, int)) int {
+// branch-free loop is faster, so it switches per chunk. narrow says that every raw
+// value (and l) is below half the type's range.
+func selectEqual[T uint8 | uint16](raw []T, l T, narrow bool, sel []uint32, swar func([]T, int, T, bool, []uint32, int) (int, int)) int {
 	k := 0
 	for start := 0; start < len(raw); start += selectChunk {
 		end := min(start+selectChunk, len(raw))
 		k0 := k
-		if i, n := swar(raw[:end], start, l, sel, k); i < end {
+		if i, n := swar(raw[:end], start, l, narrow, sel, k); i < end {
 			k = appendInterval(raw[i:end], i, uint64(l), 0, true, sel, n)
 		} else {
 			k = n
@@ -312,11 +375,20 @@ func selectEqual[T uint8 | uint16](raw []T, l T, sel []uint32, swar func([]T, in
 	return k
 }
 
+// rawBelow reports whether the statistics put every raw value of int view v below
+// limit.
+func rawBelow(v *colView, limit int64) bool {
+	st := v.col.Stats
+	return st.HasMinMax && st.MinI >= v.base && satSub(st.MaxI, v.base) < limit
+}
+
 // SWAR equality: in y = x ^ broadcast(l), a lane is zero where the value equals l.
 // ^(((y & low) + low) | y) & high then has exactly the high bits of those lanes set
 // (low: every lane's bits but its highest; high: only its highest): adding low
 // carries into a lane's high bit unless the lane's other bits are all zero, and the
-// OR brings in the lane's own high bit. No carry crosses a lane.
+// OR brings in the lane's own high bit. No carry crosses a lane. When no lane of y
+// has its high bit set (narrow values), ^(y + low) & high says the same in two
+// operations fewer.
 const (
 	high8  = 0x8080808080808080
 	low8   = 0x7f7f7f7f7f7f7f7f
@@ -324,20 +396,25 @@ const (
 	low16  = 0x7fff7fff7fff7fff
 )
 
-func zeroLanes8(y uint64) uint64  { return ^(((y & low8) + low8) | y) & high8 }
-func zeroLanes16(y uint64) uint64 { return ^(((y & low16) + low16) | y) & high16 }
+func zeroLanes8(y uint64) uint64        { return ^(((y & low8) + low8) | y) & high8 }
+func zeroLanes16(y uint64) uint64       { return ^(((y & low16) + low16) | y) & high16 }
+func zeroLanesNarrow8(y uint64) uint64  { return ^(y + low8) & high8 }
+func zeroLanesNarrow16(y uint64) uint64 { return ^(y + low16) & high16 }
 
 // swarEqual8 appends to sel[k:] the indexes of the bytes of raw[i:] equal to l, 32
 // at a time, starting at i; it returns where it stopped (fewer than 32 values left)
 // and the new length.
-func swarEqual8(raw []uint8, i int, l uint8, sel []uint32, k int) (int, int) {
+func swarEqual8(raw []uint8, i int, l uint8, narrow bool, sel []uint32, k int) (int, int) {
 	b := uint64(l) * 0x0101010101010101
 	for ; i+32 <= len(raw); i += 32 {
 		r := raw[i : i+32]
-		m0 := zeroLanes8(le64(r[0:8]) ^ b)
-		m1 := zeroLanes8(le64(r[8:16]) ^ b)
-		m2 := zeroLanes8(le64(r[16:24]) ^ b)
-		m3 := zeroLanes8(le64(r[24:32]) ^ b)
+		y0, y1, y2, y3 := le64(r[0:8])^b, le64(r[8:16])^b, le64(r[16:24])^b, le64(r[24:32])^b
+		var m0, m1, m2, m3 uint64
+		if narrow {
+			m0, m1, m2, m3 = zeroLanesNarrow8(y0), zeroLanesNarrow8(y1), zeroLanesNarrow8(y2), zeroLanesNarrow8(y3)
+		} else {
+			m0, m1, m2, m3 = zeroLanes8(y0), zeroLanes8(y1), zeroLanes8(y2), zeroLanes8(y3)
+		}
 		if m0|m1|m2|m3 == 0 {
 			continue
 		}
@@ -350,14 +427,17 @@ func swarEqual8(raw []uint8, i int, l uint8, sel []uint32, k int) (int, int) {
 }
 
 // swarEqual16 is swarEqual8 for 16-bit values, 16 at a time.
-func swarEqual16(raw []uint16, i int, l uint16, sel []uint32, k int) (int, int) {
+func swarEqual16(raw []uint16, i int, l uint16, narrow bool, sel []uint32, k int) (int, int) {
 	b := uint64(l) * 0x0001000100010001
 	for ; i+16 <= len(raw); i += 16 {
 		r := raw[i : i+16]
-		m0 := zeroLanes16(le64x4(r[0:4]) ^ b)
-		m1 := zeroLanes16(le64x4(r[4:8]) ^ b)
-		m2 := zeroLanes16(le64x4(r[8:12]) ^ b)
-		m3 := zeroLanes16(le64x4(r[12:16]) ^ b)
+		y0, y1, y2, y3 := le64x4(r[0:4])^b, le64x4(r[4:8])^b, le64x4(r[8:12])^b, le64x4(r[12:16])^b
+		var m0, m1, m2, m3 uint64
+		if narrow {
+			m0, m1, m2, m3 = zeroLanesNarrow16(y0), zeroLanesNarrow16(y1), zeroLanesNarrow16(y2), zeroLanesNarrow16(y3)
+		} else {
+			m0, m1, m2, m3 = zeroLanes16(y0), zeroLanes16(y1), zeroLanes16(y2), zeroLanes16(y3)
+		}
 		if m0|m1|m2|m3 == 0 {
 			continue
 		}

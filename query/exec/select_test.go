@@ -18,6 +18,10 @@ func intView(rng *rand.Rand, width, n int, base int64, maxRaw uint64, nulls bool
 	for i := range raw {
 		raw[i] = rng.Uint64N(maxRaw + 1)
 	}
+	if n > 0 && rng.IntN(4) > 0 { // true statistics (they pick kernels)
+		st := &v.col.Stats
+		st.HasMinMax, st.MinI, st.MaxI = true, base+int64(slices.Min(raw)), base+int64(slices.Max(raw))
+	}
 	switch width {
 	case 8:
 		v.u8 = make([]uint8, n)
@@ -152,6 +156,20 @@ func TestZeroLanes(t *testing.T) {
 				t.Fatalf("zeroLanes16(%#x, %#x) lane %d: got %#x", x, l16, j, m16)
 			}
 		}
+		// Narrow: values and literal below half the lane's range.
+		xn, ln8, ln16 := x&0x7f7f7f7f7f7f7f7f, l8&0x7f, l16&0x7fff
+		m8 = zeroLanesNarrow8(xn ^ uint64(ln8)*0x0101010101010101)
+		m16 = zeroLanesNarrow16(xn ^ uint64(ln16)*0x0001000100010001)
+		for j := 0; j < 8; j++ {
+			if want := uint8(xn>>(8*j)) == ln8; (m8>>(8*j+7)&1 == 1) != want {
+				t.Fatalf("zeroLanesNarrow8(%#x, %#x) lane %d: got %#x", xn, ln8, j, m8)
+			}
+		}
+		for j := 0; j < 4; j++ {
+			if want := uint16(xn>>(16*j)) == ln16; (m16>>(16*j+15)&1 == 1) != want {
+				t.Fatalf("zeroLanesNarrow16(%#x, %#x) lane %d: got %#x", xn, ln16, j, m16)
+			}
+		}
 	}
 }
 
@@ -201,7 +219,7 @@ func BenchmarkSelectEqual16(b *testing.B) {
 		b.Run(fmt.Sprintf("%d%%", pct), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				selectEqual(raw, 300, sel, swarEqual16)
+				selectEqual(raw, 300, true, sel, swarEqual16)
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(raw)), "ns/row")
 		})

@@ -57,11 +57,15 @@ func (s *scratch) release() {
 	s.vs.reset(nil)
 	for i := range s.gr.keys {
 		k := &s.gr.keys[i]
-		k.dict = nil
+		k.dict, k.bad = nil, false
 		clear(k.vals[:cap(k.vals)])
 		clear(k.strIDs)
 	}
 	clear(s.gr.key)
+	if s.dense != nil {
+		s.dense.sum.col = nil
+	}
+	s.ev.tableView = nil
 	// A scan stopped by a panic may have left group table entries behind.
 	for _, c := range s.gr.dirty {
 		s.gr.lut[c] = 0
