@@ -77,50 +77,11 @@ func (s *Server) storeArrow(w http.ResponseWriter, name string, body []byte, res
 	}
 	defer st.release()
 
-	// As for NDJSON (storeBatch), twice the growth the open block may see: its
-	// values, its new strings, and its buffers doubling.
-	need := int64(len(body)) + st.cells*arrowCellBytes
-	if t, _ := s.store.table(name, false); t != nil {
-		t.mu.Lock()
-		need += t.bBytes
-		t.mu.Unlock()
-	}
-	need *= 2
-	if !s.store.reserve(need) {
-		s.metrics.ingestRefused.WithLabelValues("memory").Inc()
-		writeRetry(w, http.StatusTooManyRequests, 5, "cannot ingest into %q: leaf %s is full (%d of %d bytes used, the batch may need %d) and nothing is past retention; send the batch to another leaf",
-			name, s.cfg.ID, s.store.used(), s.cfg.MemoryLimit, need)
-		return http.StatusTooManyRequests
-	}
-	defer s.store.unreserve(need)
-
-	seq, logged, err := s.logBatch(res, name, wal.FormatArrow, body, now)
-	if err != nil {
-		s.metrics.ingestRefused.WithLabelValues("wal").Inc()
-		writeRetry(w, http.StatusServiceUnavailable, 5, "cannot ingest into %q: leaf %s %v; send the batch to another leaf", name, s.cfg.ID, err)
-		return http.StatusServiceUnavailable
-	}
-	defer logged()
-
-	d := s.decoders.Get().(*decoder)
-	defer s.decoders.Put(d)
-	d.reset(res, now)
-	d.walPos.seq = seq
-	err = d.ingestArrow(s.store, name, st)
-	s.metrics.ingestRows.WithLabelValues("accepted").Add(float64(res.Accepted))
-	s.metrics.ingestRows.WithLabelValues("rejected").Add(float64(res.Rejected))
-	s.metrics.ingestFieldErrors.Add(float64(d.errs))
-	if err != nil {
-		var tooMany *errTooManyTables
-		if errors.As(err, &tooMany) {
-			writeError(w, http.StatusBadRequest, "cannot ingest: %v", err)
-			return http.StatusBadRequest
-		}
-		writeError(w, http.StatusInternalServerError, "cannot ingest into %q: %v", name, err)
-		return http.StatusInternalServerError
-	}
-	writeJSON(w, http.StatusOK, res)
-	return http.StatusOK
+	// Rows take their body's bytes plus a per-cell estimate of their values and new
+	// strings (see commitBatch for the rest of the reservation).
+	return s.commitBatch(w, name, res, now, body, wal.FormatArrow, int64(len(body))+st.cells*arrowCellBytes, func(d *decoder) error {
+		return d.ingestArrow(s.store, name, st)
+	})
 }
 
 // arrowStream is a decoded, checked Arrow IPC stream.

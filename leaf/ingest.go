@@ -121,10 +121,19 @@ func (s *Server) storeBatch(w http.ResponseWriter, r *http.Request, name, enc st
 		return s.storeArrow(w, name, body, res, now)
 	}
 
-	// The rows take at most about as much memory as their JSON text, and the open
-	// block may double its buffers while they go in; twice that is reserved, for a
-	// query's build of the grown block (store.reserve).
-	need := int64(len(body))
+	// The rows take at most about as much memory as their JSON text.
+	return s.commitBatch(w, name, res, now, body, wal.FormatNDJSON, int64(len(body)), func(d *decoder) error {
+		return d.ingest(s.store, name, body)
+	})
+}
+
+// commitBatch stores a decoded-on-the-fly batch: it reserves memory for it (rows
+// bytes for its rows, plus the table's open block, which may double its buffers while
+// they go in; twice that, for a query's build of the grown block: store.reserve),
+// logs the body to the WAL, runs decode to append the rows, and answers the writer.
+func (s *Server) commitBatch(w http.ResponseWriter, name string, res *api.IngestResult, now time.Time,
+	body []byte, format uint8, rowBytes int64, decode func(d *decoder) error) int {
+	need := rowBytes
 	if t, _ := s.store.table(name, false); t != nil {
 		t.mu.Lock()
 		need += t.bBytes
@@ -139,7 +148,7 @@ func (s *Server) storeBatch(w http.ResponseWriter, r *http.Request, name, enc st
 	}
 	defer s.store.unreserve(need)
 
-	seq, logged, err := s.logBatch(res, name, wal.FormatNDJSON, body, now)
+	seq, logged, err := s.logBatch(res, name, format, body, now)
 	if err != nil {
 		s.metrics.ingestRefused.WithLabelValues("wal").Inc()
 		writeRetry(w, http.StatusServiceUnavailable, 5, "cannot ingest into %q: leaf %s %v; send the batch to another leaf", name, s.cfg.ID, err)
@@ -151,7 +160,7 @@ func (s *Server) storeBatch(w http.ResponseWriter, r *http.Request, name, enc st
 	defer s.decoders.Put(d)
 	d.reset(res, now)
 	d.walPos.seq = seq
-	err = d.ingest(s.store, name, body)
+	err = decode(d)
 	s.metrics.ingestRows.WithLabelValues("accepted").Add(float64(res.Accepted))
 	s.metrics.ingestRows.WithLabelValues("rejected").Add(float64(res.Rejected))
 	s.metrics.ingestFieldErrors.Add(float64(d.errs))

@@ -417,7 +417,7 @@ func TestBodyLimits(t *testing.T) {
 		msg    string
 	}{
 		{"leaf body over the limit", c.leafURL + "/v1/ingest/t", big, nil, 413, "the limit is 4096"},
-		{"aggregator arrow over the limit", c.aggURL + "/v1/ingest/t", make([]byte, 10000), []string{"Content-Type", api.ContentTypeArrow}, 413, "Arrow stream over the 8192 byte limit"},
+		{"aggregator arrow over the limit", c.aggURL + "/v1/ingest/t", make([]byte, 10000), []string{"Content-Type", api.ContentTypeArrow}, 413, "Arrow stream is over the 8192 byte limit"},
 		{"leaf: wrong content type", c.leafURL + "/v1/ingest/t", []byte("a,b"), []string{"Content-Type", "text/csv"}, 415, "unsupported Content-Type"},
 		{"aggregator: wrong content type", c.aggURL + "/v1/ingest/t", []byte("a,b"), []string{"Content-Type", "text/csv"}, 415, "unsupported Content-Type"},
 		{"leaf: wrong encoding", c.leafURL + "/v1/ingest/t", []byte("{}"), []string{"Content-Encoding", "br"}, 415, "unsupported Content-Encoding"},
