@@ -538,6 +538,11 @@ func (c *Cluster) jobControl(i int, sig syscall.Signal, stopped bool, what strin
 	if err := signalGroup(p.info.PID, sig); err != nil {
 		return fmt.Errorf("cannot %s %s: %w", what, p.info.ID, err)
 	}
+	if stopped {
+		// A signal is delivered asynchronously: wait until the process is really
+		// stopped, so that whatever the caller does next meets a hung leaf.
+		waitStopped(p.info.PID, 2*time.Second)
+	}
 	c.mu.Lock()
 	p.stopped = stopped
 	c.mu.Unlock()
@@ -738,3 +743,22 @@ func portFree(port int) bool {
 }
 
 func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+
+// waitStopped waits (at most timeout) until /proc says process pid is stopped. Where
+// there is no /proc it returns at once.
+func waitStopped(pid int, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return
+		}
+		// The state follows the parenthesized command name: "pid (comm) S …".
+		if i := bytes.LastIndexByte(data, ')'); i >= 0 && i+2 < len(data) {
+			if st := data[i+2]; st == 'T' || st == 't' {
+				return
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
