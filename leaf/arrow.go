@@ -497,7 +497,7 @@ func (d *decoder) arrowRow(t *table, b *arrowBatch, row int) {
 func (d *decoder) arrowField(t *table, c *arrowCol, row int) {
 	switch c.kind {
 	case akInt:
-		d.putNumber(t, number{i: intValue(c.arr, row)}, nil, c.sample)
+		d.putNumber(t, number{i: block.RawInt(c.arr, row)}, nil, c.sample)
 	case akUint:
 		u := uintValue(c.arr, row)
 		if u > math.MaxInt64 {
@@ -583,7 +583,7 @@ func (c *arrowCol) timeValue(row int) (int64, error) {
 		}
 		return ts, nil
 	case akInt:
-		return timeFromNumber(number{i: intValue(c.arr, row)}, nil)
+		return timeFromNumber(number{i: block.RawInt(c.arr, row)}, nil)
 	case akUint:
 		u := uintValue(c.arr, row)
 		if u > math.MaxInt64 {
@@ -619,20 +619,6 @@ func timestampSeconds(v arrow.Timestamp, unit arrow.TimeUnit) int64 {
 		s--
 	}
 	return s
-}
-
-func intValue(a arrow.Array, i int) int64 {
-	switch a := a.(type) {
-	case *array.Int8:
-		return int64(a.Value(i))
-	case *array.Int16:
-		return int64(a.Value(i))
-	case *array.Int32:
-		return int64(a.Value(i))
-	case *array.Int64:
-		return a.Value(i)
-	}
-	return 0
 }
 
 func uintValue(a arrow.Array, i int) uint64 {

@@ -421,41 +421,29 @@ func (p *parser) in(x Expr, not bool, at int) (Expr, error) {
 }
 
 func (p *parser) sum() (Expr, error) {
-	l, err := p.product()
-	if err != nil {
-		return nil, err
-	}
-	for p.tok.kind == tPlus || p.tok.kind == tMinus {
-		op, at := OpAdd, p.tok.pos
-		if p.tok.kind == tMinus {
-			op = OpSub
-		}
-		if err := p.advance(); err != nil {
-			return nil, err
-		}
-		r, err := p.product()
-		if err != nil {
-			return nil, err
-		}
-		l = &Binary{Op: op, L: l, R: r, OpAt: at}
-	}
-	return l, nil
+	return p.binaryLevel(p.product, tPlus, OpAdd, tMinus, OpSub)
 }
 
 func (p *parser) product() (Expr, error) {
-	l, err := p.unary()
+	return p.binaryLevel(p.unary, tStar, OpMul, tSlash, OpDiv)
+}
+
+// binaryLevel parses one level of left-associative arithmetic: next, then any number
+// of (op next) where the token t1 means op1 and t2 means op2.
+func (p *parser) binaryLevel(next func() (Expr, error), t1 tokKind, op1 Op, t2 tokKind, op2 Op) (Expr, error) {
+	l, err := next()
 	if err != nil {
 		return nil, err
 	}
-	for p.tok.kind == tStar || p.tok.kind == tSlash {
-		op, at := OpMul, p.tok.pos
-		if p.tok.kind == tSlash {
-			op = OpDiv
+	for p.tok.kind == t1 || p.tok.kind == t2 {
+		op, at := op1, p.tok.pos
+		if p.tok.kind == t2 {
+			op = op2
 		}
 		if err := p.advance(); err != nil {
 			return nil, err
 		}
-		r, err := p.unary()
+		r, err := next()
 		if err != nil {
 			return nil, err
 		}
