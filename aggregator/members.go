@@ -133,15 +133,27 @@ func (c *child) lastError() string {
 }
 
 // noteIngest adds acknowledged rows to the child's last stats, so that coverage
-// estimates for the child are current between health checks. A table the stats
-// do not know yet gets an unknown time range (MinTime > MaxTime), which estimates
+// estimates and routing are current between health checks. A table the stats do
+// not know yet gets an unknown time range (MinTime > MaxTime), which estimates
 // count whole.
-func (c *child) noteIngest(table string, rows int) {
+//
+// The memory the rows will take is charged against the child's free bytes at the
+// child's last reported bytes per row (the batch's own size while it holds none).
+// Without this, the leaf that was freest at the last health check would win every
+// pair it is in until the next one — two thirds of all writes with three leaves —
+// instead of the even spread two random choices give when loads are current.
+func (c *child) noteIngest(table string, rows, bodyBytes int) {
 	if rows <= 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	cost := int64(bodyBytes)
+	if c.stats.Rows > 0 && c.stats.Bytes > 0 {
+		cost = int64(rows) * (c.stats.Bytes / c.stats.Rows)
+	}
+	c.stats.Bytes += cost
+	c.stats.FreeBytes = max(0, c.stats.FreeBytes-cost)
 	tables := make(map[string]api.TableStats, len(c.stats.Tables)+1)
 	for k, v := range c.stats.Tables {
 		tables[k] = v

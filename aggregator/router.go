@@ -395,7 +395,7 @@ func (s *Server) sendBatch(ctx context.Context, table string, body []byte, id, c
 		res, err := c.client.Ingest(ctx, table, bytes.NewReader(body), contentType, id)
 		if err == nil {
 			s.recent.put(id, c)
-			c.noteIngest(table, res.Accepted)
+			c.noteIngest(table, res.Accepted, len(body))
 			return res, nil
 		}
 		lastErr = fmt.Errorf("%s: %w", c.url, err)
@@ -428,7 +428,7 @@ func (s *Server) sendSticky(ctx context.Context, c *child, table string, body []
 		res, err := c.client.Ingest(ctx, table, bytes.NewReader(body), contentType, id)
 		if err == nil {
 			if !res.Duplicate {
-				c.noteIngest(table, res.Accepted)
+				c.noteIngest(table, res.Accepted, len(body))
 			}
 			return res, nil
 		}

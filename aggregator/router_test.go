@@ -114,3 +114,30 @@ func TestMergeTableStatsUnknownRange(t *testing.T) {
 		}
 	}
 }
+
+// TestPickSpreadsBetweenHealthChecks routes many batches with no health check in
+// between: the rows each leaf acknowledged count against its free memory, so the
+// leaf that looked freest at the last check does not take two thirds of the writes.
+func TestPickSpreadsBetweenHealthChecks(t *testing.T) {
+	s := &Server{members: &members{}}
+	mk := func(name string, free int64) *child {
+		return &child{url: name, up: true, stats: api.Stats{FreeBytes: free, Rows: 1000, Bytes: 30_000}}
+	}
+	s.members.children = []*child{mk("a", 1<<30+1), mk("b", 1<<30), mk("c", 1<<30)}
+	const batches, rows = 3000, 100
+	got := map[string]int{}
+	for i := 0; i < batches; i++ {
+		c := s.pick(map[*child]bool{})
+		c.noteIngest("events", rows, rows*200)
+		got[c.url]++
+	}
+	for _, c := range s.members.children {
+		share := float64(got[c.url]) / batches
+		if share < 0.30 || share > 0.37 {
+			t.Errorf("leaf %s took %.1f%% of the batches (%v), want about a third", c.url, 100*share, got)
+		}
+	}
+	if st := s.members.children[0].stats; st.Rows != 1000+int64(got["a"])*rows || st.Bytes != 30_000+int64(got["a"])*rows*30 {
+		t.Errorf("leaf a's stats after %d batches: %d rows, %d bytes", got["a"], st.Rows, st.Bytes)
+	}
+}
