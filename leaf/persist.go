@@ -210,19 +210,27 @@ func (s *Server) startPersist() {
 	if s.shm == nil {
 		return
 	}
+	verify := s.store.pendingChecks.Load() > 0
+	if verify {
+		s.persistWG.Add(1) // verifier's
+	}
 	if s.needTidy {
 		// The copier and the trimmer need to know which blocks have disk copies.
+		// The checks wait for the tidy too: one core's worth of background work
+		// at a time, so that a leaf that has just become ready answers at once.
 		s.persistWG.Add(1)
 		go func() {
 			defer s.persistWG.Done()
 			s.tidy(s.tidyMaxID)
 			s.startCopyAndTrim()
+			if verify {
+				s.verifier()
+			}
 		}()
-	} else {
-		s.startCopyAndTrim()
+		return
 	}
-	if s.store.pendingChecks.Load() > 0 {
-		s.persistWG.Add(1)
+	s.startCopyAndTrim()
+	if verify {
 		go s.verifier()
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/reef-db/reef/api"
@@ -135,7 +134,17 @@ func (s *Server) recover() error {
 	ph := phases{began: time.Now()}
 	defer func() { s.log.Info("recovery steps", ph.attrs()...) }()
 	var err error
+	// A handoff start makes a few small allocations per block, thousands of
+	// blocks, while the heap is still tiny: without this the collector would run
+	// over and over for nothing. Other starts read whole blocks into the heap and
+	// need it.
+	gcPercent := debug.SetGCPercent(-1)
 	m, merr := shm.ReadManifest(s.shmDir)
+	if merr == nil {
+		defer debug.SetGCPercent(gcPercent)
+	} else {
+		debug.SetGCPercent(gcPercent)
+	}
 	ph.mark("manifest")
 	if merr == nil && m.LeafID != s.cfg.ID {
 		return fmt.Errorf("cannot start leaf %q: its shm directory %s holds a handoff of leaf %q; give every leaf a directory of its own",
@@ -156,10 +165,6 @@ func (s *Server) recover() error {
 	case merr == nil:
 		r.path, r.manifest = startShm, true
 		s.generation = m.Generation
-		// Attaching makes a few small allocations per block, thousands of blocks,
-		// while the heap is still tiny: without this the collector would run over
-		// and over for nothing.
-		defer debug.SetGCPercent(debug.SetGCPercent(-1))
 		s.attachManifest(m, r)
 	case errors.Is(merr, shm.ErrNoManifest):
 		err = s.loadFiles(r)
@@ -316,27 +321,10 @@ func parseCoverName(name string) (uint64, bool) {
 func workers() int { return max(1, runtime.GOMAXPROCS(0)) }
 
 // parallel runs f(i) for i in [0,n) on workers() goroutines.
-func parallel(n int, f func(i int)) {
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range min(n, workers()) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				f(i)
-			}
-		}()
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-}
+func parallel(n int, f func(i int)) { parallelN(n, workers(), f) }
 
 // attachManifest maps the blocks a handoff listed, checking only what needs no read
-// of their data (shm.AttachBlockDeferred); the rest of the checks run before a
+// of their data (shm.Attacher); the rest of the checks run before a
 // query first reads a block, and in the background. Which blocks have a disk copy,
 // their cover files, and files the manifest does not list are looked at after the
 // start (tidy), so that it costs a few system calls per block and nothing more.
@@ -344,8 +332,20 @@ func parallel(n int, f func(i int)) {
 func (s *Server) attachManifest(m *shm.Manifest, r *recovery) {
 	r.blocks = make([]*loadedBlock, len(m.Blocks))
 	errs := make([]error, len(m.Blocks))
+	at, err := shm.NewAttacher(s.shmDir)
+	if err != nil {
+		// Not a block's fault: every block fails alike below, and is reloaded.
+		for i := range errs {
+			errs[i] = err
+		}
+	} else {
+		defer at.Close()
+	}
 	parallel(len(m.Blocks), func(i int) {
-		b, check, err := shm.AttachBlockDeferred(s.shmDir, m.Blocks[i])
+		if at == nil {
+			return
+		}
+		b, check, err := at.Attach(m.Blocks[i])
 		if err != nil {
 			errs[i] = err
 			return

@@ -16,7 +16,7 @@ import (
 )
 
 // blockCheck is the deferred part of the checks of a block attached at a handoff
-// start (shm.AttachBlockDeferred): bounds checks of its validity, offset and index
+// start (shm.Attacher): bounds checks of its validity, offset and index
 // buffers and its file checksum. It runs once, in the background or in the first
 // query that reads the block, whichever comes first; no query reads the block
 // before it passed, and a block that fails is dropped from service and reloaded.
@@ -147,21 +147,20 @@ func (s *Server) verifier() {
 
 // parallelN runs f(i) for i in [0,n) on at most k goroutines.
 func parallelN(n, k int, f func(i int)) {
+	// Workers take the next index from a counter: a start attaches thousands of
+	// blocks of a few microseconds each, too little work to hand over one by one
+	// through a channel. The calling goroutine is one of the workers.
+	var next atomic.Int64
+	work := func() {
+		for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+			f(i)
+		}
+	}
 	var wg sync.WaitGroup
-	next := make(chan int)
-	for range min(n, k) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				f(i)
-			}
-		}()
+	for range min(n, k) - 1 {
+		wg.Go(work)
 	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
+	work()
 	wg.Wait()
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"unsafe"
 
 	"github.com/reef-db/reef/block"
 )
@@ -104,6 +105,62 @@ func TestAttachBlockDeferred(t *testing.T) {
 	if got, _, err := AttachBlockDeferred(dir, mb); err == nil {
 		got.Release()
 		t.Fatal("a damaged header attached")
+	}
+}
+
+// TestAttacher attaches blocks of one directory through an Attacher: relative to
+// the open directory, with names shared between blocks, and no array built before
+// verify passed.
+func TestAttacher(t *testing.T) {
+	dir := t.TempDir()
+	var want []*block.Block
+	var mbs []ManifestBlock
+	for i := range 3 {
+		b := mixedBlock(t, uint64(50+i), 300+i)
+		defer b.Release()
+		fi, err := WriteBlock(dir, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, b)
+		mbs = append(mbs, fi.ManifestBlock())
+	}
+	at, err := NewAttacher(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []*block.Block
+	for i, mb := range mbs {
+		b, verify, err := at.Attach(mb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Release()
+		for _, c := range b.Columns {
+			if c.Arr != nil {
+				t.Fatalf("block %d column %q has an array before verify", i, c.Name)
+			}
+		}
+		if err := verify(); err != nil {
+			t.Fatal(err)
+		}
+		sameBlock(t, want[i], b)
+		got = append(got, b)
+	}
+	if err := at.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range got[0].Columns {
+		a, b := got[0].Columns[i].Name, got[2].Columns[i].Name
+		if a != b || unsafe.StringData(a) != unsafe.StringData(b) {
+			t.Errorf("column %d: names %q and %q are not one shared string", i, a, b)
+		}
+	}
+	if _, _, err := at.Attach(mbs[0]); err == nil {
+		t.Error("attached through a closed Attacher")
+	}
+	if _, err := NewAttacher(filepath.Join(dir, "missing")); err == nil {
+		t.Error("NewAttacher of a missing directory succeeded")
 	}
 }
 

@@ -11,8 +11,9 @@
 // and Writer.CopyCompressed makes the disk copy of a block file without decoding it.
 // ExportArrowIPC writes a block as a standard Arrow IPC file for other tools.
 //
-// For a leaf's starts: AttachBlockDeferred maps a block a manifest lists with only
-// the checks that read no data (a few system calls per block), returning a verify
+// For a leaf's starts: AttachBlockDeferred (or an Attacher, for the many blocks of
+// one directory) maps a block a manifest lists with only the checks that read no
+// data (a few system calls per block) and builds no array yet, returning a verify
 // function that must pass before the block is read; OpenBlockVerified checks a
 // block in full, checksum included, over one mapping.
 //

@@ -2,12 +2,10 @@ package shm
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"hash/fnv"
 	"io"
 	"io/fs"
 	"os"
@@ -15,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/reef-db/reef/block"
 )
@@ -124,10 +124,16 @@ func ReadManifest(dir string) (*Manifest, error) {
 		return nil, fmt.Errorf("cannot read manifest %s: %w", path, err)
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.Size() > MaxManifestSize {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("cannot read manifest %s: %w", path, err)
+	}
+	if st.Size() > MaxManifestSize {
 		return nil, fmt.Errorf("cannot read manifest %s: %w: %d bytes, limit %d", path, ErrCorrupt, st.Size(), MaxManifestSize)
 	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxManifestSize+1))
+	// Read at its size, plus a byte to see it did not grow since: one allocation.
+	data := make([]byte, 0, st.Size()+1)
+	data, err = readAllInto(data, io.LimitReader(f, MaxManifestSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("cannot read manifest %s: %w", path, err)
 	}
@@ -186,6 +192,24 @@ func parseManifest(data []byte) (*Manifest, error) {
 		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	return m, nil
+}
+
+// readAllInto appends all of r to buf, growing it only when r holds more than
+// its capacity.
+func readAllInto(buf []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 // manifestLine is the header line (with its newline) of a JSON part of length
@@ -271,7 +295,7 @@ func RemoveManifest(dir string) error {
 // time range and schema hash. Like OpenBlock it does not compute the file checksum;
 // VerifyManifestBlock does. A mismatch wraps ErrCorrupt.
 func AttachBlock(dir string, mb ManifestBlock) (*block.Block, error) {
-	b, _, _, err := attach(dir, mb, false)
+	b, _, _, err := attach(unix.AT_FDCWD, dir, mb, false, nil)
 	return b, err
 }
 
@@ -282,48 +306,103 @@ func AttachBlock(dir string, mb ManifestBlock) (*block.Block, error) {
 // buffers, and the file checksum over the whole mapping, against the trailer and
 // mb.CRC32C. Opening is then O(header) per block, whatever its size.
 //
-// The caller must not read any array of the block (query it, export it, copy it)
-// before verify returned nil; a block whose verify failed must only be released.
-// Creating and releasing it is safe. verify reads only the mapping, runs once
-// (later calls, from any goroutine, return its result) and returns an error
-// wrapping ErrCorrupt for a damaged file; once it passed, the block's dictionaries
-// are ready for concurrent reads, as after OpenBlock.
+// The block has no arrays until verify passed (its columns' Arr are nil): it
+// carries names, types and stats, enough to prune it and to know its schema. The
+// caller must not read it (query it, export it, copy it) before verify returned
+// nil; a block whose verify failed must only be released. verify reads only the
+// mapping, runs once (later calls, from any goroutine, return its result) and
+// returns an error wrapping ErrCorrupt for a damaged file; once it passed, the
+// block's arrays are built and ready for concurrent reads, as after OpenBlock.
 func AttachBlockDeferred(dir string, mb ManifestBlock) (b *block.Block, verify func() error, err error) {
-	b, data, nodes, err := attach(dir, mb, true)
+	return attachDeferred(unix.AT_FDCWD, dir, mb, nil)
+}
+
+// Attacher attaches the blocks a manifest lists, as AttachBlockDeferred does,
+// holding their directory open so that each file is opened relative to it. It
+// may be used from several goroutines at once.
+type Attacher struct {
+	dir   string
+	fd    int
+	names *nameCache // the blocks of a leaf share their table and column names
+}
+
+// NewAttacher opens dir for attaching its blocks; Close lets go of it.
+func NewAttacher(dir string) (*Attacher, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open block directory %s: %w", dir, err)
+	}
+	return &Attacher{dir: dir, fd: fd, names: newNameCache()}, nil
+}
+
+// Attach is AttachBlockDeferred of the manifest entry mb in the Attacher's
+// directory.
+func (a *Attacher) Attach(mb ManifestBlock) (*block.Block, func() error, error) {
+	return attachDeferred(a.fd, a.dir, mb, a.names)
+}
+
+// Close closes the directory; blocks attached stay mapped.
+func (a *Attacher) Close() error { return unix.Close(a.fd) }
+
+func attachDeferred(dirfd int, dir string, mb ManifestBlock, names *nameCache) (b *block.Block, verify func() error, err error) {
+	scr := getScratch(names)
+	b, data, _, err := attach(dirfd, dir, mb, true, scr)
+	putScratch(scr)
 	if err != nil {
 		return nil, nil, err
 	}
-	path := filepath.Join(dir, mb.File)
 	var once sync.Once
 	var verr error
 	verify = func() error {
 		once.Do(func() {
-			if err := checkNodesData(b, nodes); err != nil {
-				verr = fmt.Errorf("cannot verify block file %s: %w", path, err)
-				return
+			if err := verifyAttached(b, data, mb); err != nil {
+				verr = fmt.Errorf("cannot verify block file %s: %w", filepath.Join(dir, mb.File), err)
 			}
-			crc, err := verifyData(data)
-			if err != nil {
-				verr = fmt.Errorf("cannot verify block file %s: %w", path, err)
-				return
-			}
-			if crc != mb.CRC32C {
-				verr = fmt.Errorf("cannot verify block file %s: %w: checksum %08x, manifest says %08x", path, ErrCorrupt, crc, mb.CRC32C)
-				return
-			}
-			warmBlock(b)
 		})
 		return verr
 	}
 	return b, verify, nil
 }
 
-func attach(dir string, mb ManifestBlock, layoutOnly bool) (*block.Block, []byte, []*node, error) {
+// verifyAttached makes the checks AttachBlockDeferred left for later: the file
+// checksum, against mb's, and the checks of a full open, which decodes the header
+// again (a start keeps nothing of it but the block) and builds the arrays; they
+// become the block's.
+func verifyAttached(b *block.Block, data []byte, mb ManifestBlock) error {
+	crc, err := verifyData(data)
+	if err != nil {
+		return err
+	}
+	if crc != mb.CRC32C {
+		return fmt.Errorf("%w: checksum %08x, manifest says %08x", ErrCorrupt, crc, mb.CRC32C)
+	}
+	full, _, err := decode(data, false)
+	if err != nil {
+		return err
+	}
+	if len(full.Columns) != len(b.Columns) {
+		return fmt.Errorf("%w: %d columns, %d when the block was attached", ErrCorrupt, len(full.Columns), len(b.Columns))
+	}
+	for i := range full.Columns {
+		if c, f := &b.Columns[i], &full.Columns[i]; c.Name != f.Name || c.Type != f.Type {
+			return fmt.Errorf("%w: column %d is %q (%v), %q (%v) when the block was attached", ErrCorrupt, i, f.Name, f.Type, c.Name, c.Type)
+		}
+	}
+	for i := range full.Columns {
+		b.Columns[i].Arr = full.Columns[i].Arr
+	}
+	return nil
+}
+
+// attach opens the block file of mb in dir, which is open as dirfd (or
+// unix.AT_FDCWD), and checks it against mb. With layoutOnly, scr is the decoding
+// scratch (see openBlockMode).
+func attach(dirfd int, dir string, mb ManifestBlock, layoutOnly bool, scr *decodeScratch) (*block.Block, []byte, []*node, error) {
 	if err := validateManifestBlock(mb); err != nil {
 		return nil, nil, nil, fmt.Errorf("cannot attach block %q: %w: %w", mb.File, ErrCorrupt, err)
 	}
-	path := filepath.Join(dir, mb.File)
-	b, data, nodes, crc, err := openBlockMode(path, layoutOnly)
+	// mb.File is a plain file name (validateManifestBlock).
+	b, data, nodes, crc, err := openBlockMode(dirfd, dir, mb.File, layoutOnly, scr)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -344,7 +423,7 @@ func attach(dir string, mb ManifestBlock, layoutOnly bool) (*block.Block, []byte
 	}
 	if what != "" {
 		b.Release()
-		return nil, nil, nil, fmt.Errorf("cannot attach block file %s: %w: %s", path, ErrCorrupt, what)
+		return nil, nil, nil, fmt.Errorf("cannot attach block file %s: %w: %s", filepath.Join(dir, mb.File), ErrCorrupt, what)
 	}
 	return b, data, nodes, nil
 }
@@ -370,14 +449,22 @@ func VerifyManifestBlock(dir string, mb ManifestBlock) error {
 // in column order. Blocks with equal hashes have (almost surely) the same columns;
 // physical encodings (narrowing, dictionaries) do not change it.
 func SchemaHash(b *block.Block) uint64 {
-	h := fnv.New64a()
-	var buf [5]byte
+	// FNV-1a written out: a start hashes every block it attaches, and hash/fnv
+	// through io.Writer allocates for each name.
+	const offset64, prime64 = 14695981039346656037, 1099511628211
+	h := uint64(offset64)
+	add := func(c byte) { h = (h ^ uint64(c)) * prime64 }
 	for i := range b.Columns {
 		c := &b.Columns[i]
-		binary.LittleEndian.PutUint32(buf[:4], uint32(len(c.Name)))
-		buf[4] = uint8(c.Type)
-		h.Write(buf[:])
-		io.WriteString(h, c.Name)
+		n := uint32(len(c.Name))
+		add(byte(n))
+		add(byte(n >> 8))
+		add(byte(n >> 16))
+		add(byte(n >> 24))
+		add(uint8(c.Type))
+		for j := 0; j < len(c.Name); j++ {
+			add(c.Name[j])
+		}
 	}
-	return h.Sum64()
+	return h
 }

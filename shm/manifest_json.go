@@ -154,7 +154,9 @@ func decodeCanonicalManifest(body []byte) (*Manifest, bool) {
 		s.i += len("null")
 	} else {
 		s.lit(`[`)
-		m.Blocks = []ManifestBlock{}
+		// An entry takes at least minEntryJSON bytes: room for all of them at once.
+		const minEntryJSON = len(`{"file":"0000000000000001.blk","size":0,"rows":0,"schema_hash":"0","crc32c":0,"table":"t","min_time":0,"max_time":0},`)
+		m.Blocks = make([]ManifestBlock, 0, min(MaxManifestBlocks, len(body)/minEntryJSON))
 		for s.ok && len(m.Blocks) <= MaxManifestBlocks {
 			if len(m.Blocks) > 0 {
 				if s.i < len(s.b) && s.b[s.i] == ']' {

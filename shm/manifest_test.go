@@ -1,9 +1,11 @@
 package shm
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -263,6 +265,19 @@ func TestSchemaHash(t *testing.T) {
 	for name, o := range map[string]*block.Block{"type": c, "name": d, "order": e} {
 		if SchemaHash(a) == SchemaHash(o) {
 			t.Errorf("schemas differing in %s hash equal", name)
+		}
+	}
+	// The layout's definition: FNV-1a over (u32 name length, u8 type, name) per
+	// column. Manifests written by other builds carry this value.
+	for _, blk := range []*block.Block{a, c, d, e} {
+		h := fnv.New64a()
+		for _, col := range blk.Columns {
+			h.Write(binary.LittleEndian.AppendUint32(nil, uint32(len(col.Name))))
+			h.Write([]byte{uint8(col.Type)})
+			h.Write([]byte(col.Name))
+		}
+		if got, want := SchemaHash(blk), h.Sum64(); got != want {
+			t.Errorf("SchemaHash %016x, FNV-1a of the definition %016x", got, want)
 		}
 	}
 }

@@ -224,16 +224,29 @@ func planBlock(b *block.Block) (*blockPlan, error) {
 // shapes, lengths, stats, unique names and the time column. With layoutOnly it reads
 // no buffer (node.checkLayout instead of node.check).
 func checkColumns(b *block.Block, nodes []*node, layoutOnly bool) error {
-	seen := make(map[string]struct{}, len(b.Columns))
+	// Names are compared pairwise up to a few dozen columns (a start checks
+	// thousands of blocks, and a map per block costs more), through a map beyond.
+	var seen map[string]struct{}
+	if len(b.Columns) > 32 {
+		seen = make(map[string]struct{}, len(b.Columns))
+	}
 	for i := range b.Columns {
 		c, nd := &b.Columns[i], nodes[i]
 		if len(c.Name) > maxNameLen {
 			return fmt.Errorf("column name is %d bytes, limit %d", len(c.Name), maxNameLen)
 		}
-		if _, dup := seen[c.Name]; dup {
+		dup := false
+		if seen != nil {
+			_, dup = seen[c.Name]
+			seen[c.Name] = struct{}{}
+		} else {
+			for j := range i {
+				dup = dup || b.Columns[j].Name == c.Name
+			}
+		}
+		if dup {
 			return fmt.Errorf("column %q appears twice", c.Name)
 		}
-		seen[c.Name] = struct{}{}
 		if err := checkShape(c.Type, nd); err != nil {
 			return fmt.Errorf("column %q: %w", c.Name, err)
 		}
@@ -246,11 +259,13 @@ func checkColumns(b *block.Block, nodes []*node, layoutOnly bool) error {
 		if len(c.Stats.MinS) > maxStatLen || len(c.Stats.MaxS) > maxStatLen {
 			return fmt.Errorf("column %q: string stats longer than %d bytes", c.Name, maxStatLen)
 		}
-		check := nd.check
+		var err error
 		if layoutOnly {
-			check = func() error { return nd.checkLayout(true) }
+			err = nd.checkLayout(true)
+		} else {
+			err = nd.check()
 		}
-		if err := check(); err != nil {
+		if err != nil {
 			return fmt.Errorf("column %q: %w", c.Name, err)
 		}
 	}
