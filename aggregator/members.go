@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/reef-db/reef/api"
@@ -20,6 +21,10 @@ type child struct {
 	excludedUntil time.Time // ingest refused recently: not a routing target until then
 	stats         api.Stats // last stats seen (kept while down, for coverage estimates)
 	lastErr       string
+
+	// inflight is the body bytes of ingest batches sent to the child and not yet
+	// answered: routing counts them against its free memory.
+	inflight atomic.Int64
 }
 
 func (c *child) snapshot() (up bool, st api.Stats) {
@@ -53,6 +58,13 @@ func (c *child) freeBytes() int64 {
 	defer c.mu.Unlock()
 	return c.stats.FreeBytes
 }
+
+// room is what routing compares: the child's free memory less the batches in
+// flight to it. Batches sent at once would otherwise all see the same free memory
+// and go to the same leaf, which stores them one after another while the other
+// leaves wait; counting them spreads concurrent writes like least-outstanding-
+// requests, and the free memory still decides between leaves with nothing in flight.
+func (c *child) room() int64 { return c.freeBytes() - c.inflight.Load() }
 
 // check polls the child's stats once; fresh asks a child aggregator to refresh its
 // own children's stats first.

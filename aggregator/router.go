@@ -307,6 +307,9 @@ func (c *lineChunker) next() ([]byte, int, error) {
 	c.buf = c.buf[:0]
 	first := c.line + 1
 	for len(c.buf) < c.max && !c.eof {
+		if c.bulk() {
+			continue
+		}
 		if err := c.readLine(); err != nil {
 			return nil, 0, err
 		}
@@ -315,6 +318,25 @@ func (c *lineChunker) next() ([]byte, int, error) {
 		return nil, 0, nil
 	}
 	return c.buf, first, nil
+}
+
+// bulk appends, in one copy, the whole lines already read ahead that fit in the
+// chunk, and reports whether there were any. (None of them can be over maxLine: they
+// fit in max.)
+func (c *lineChunker) bulk() bool {
+	n := min(c.r.Buffered(), c.max-len(c.buf))
+	if n <= 0 {
+		return false
+	}
+	win, _ := c.r.Peek(n)
+	k := bytes.LastIndexByte(win, '\n')
+	if k < 0 {
+		return false
+	}
+	c.buf = append(c.buf, win[:k+1]...)
+	c.line += bytes.Count(win[:k+1], []byte{'\n'})
+	_, _ = c.r.Discard(k + 1)
+	return true
 }
 
 // readLine appends the next line, with its newline if it has one, to c.buf.
@@ -392,7 +414,7 @@ func (s *Server) sendBatch(ctx context.Context, table string, body []byte, id, c
 			continue
 		}
 		tried[c] = true
-		res, err := c.client.Ingest(ctx, table, bytes.NewReader(body), contentType, id)
+		res, err := c.ingest(ctx, table, body, contentType, id)
 		if err == nil {
 			s.recent.put(id, c)
 			c.noteIngest(table, res.Accepted, len(body))
@@ -425,7 +447,7 @@ func (s *Server) sendSticky(ctx context.Context, c *child, table string, body []
 	s.recent.put(id, c)
 	backoff := 50 * time.Millisecond
 	for {
-		res, err := c.client.Ingest(ctx, table, bytes.NewReader(body), contentType, id)
+		res, err := c.ingest(ctx, table, body, contentType, id)
 		if err == nil {
 			if !res.Duplicate {
 				c.noteIngest(table, res.Accepted, len(body))
@@ -443,6 +465,13 @@ func (s *Server) sendSticky(ctx context.Context, c *child, table string, body []
 		}
 		backoff = min(backoff*2, time.Second)
 	}
+}
+
+// ingest sends one batch to the child, counting it in flight meanwhile.
+func (c *child) ingest(ctx context.Context, table string, body []byte, contentType, id string) (*api.IngestResult, error) {
+	c.inflight.Add(int64(len(body)))
+	defer c.inflight.Add(-int64(len(body)))
+	return c.client.Ingest(ctx, table, bytes.NewReader(body), contentType, id)
 }
 
 // notSent reports whether a client error proves the request never reached the leaf.
@@ -473,7 +502,7 @@ func (s *Server) pick(tried map[*child]bool) *child {
 		j++
 	}
 	a, b := cands[i], cands[j]
-	if b.freeBytes() > a.freeBytes() {
+	if b.room() > a.room() {
 		return b
 	}
 	return a

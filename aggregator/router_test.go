@@ -1,8 +1,11 @@
 package aggregator
 
 import (
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/reef-db/reef/api"
@@ -139,5 +142,104 @@ func TestPickSpreadsBetweenHealthChecks(t *testing.T) {
 	}
 	if st := s.members.children[0].stats; st.Rows != 1000+int64(got["a"])*rows || st.Bytes != 30_000+int64(got["a"])*rows*30 {
 		t.Errorf("leaf a's stats after %d batches: %d rows, %d bytes", got["a"], st.Rows, st.Bytes)
+	}
+}
+
+// TestLineChunkerRandom checks the chunker against the definition on random
+// streams: lines are taken whole until a chunk holds at least max bytes; a line
+// over 4×max is replaced by an empty one and reported; the reader hands out data
+// in small, odd pieces so that lines straddle its reads.
+func TestLineChunkerRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 2000 {
+		max := 1 + rng.IntN(60)
+		var in strings.Builder
+		for range rng.IntN(40) {
+			in.WriteString(strings.Repeat("x", rng.IntN(5*max)))
+			in.WriteByte('\n')
+		}
+		if rng.IntN(2) == 0 {
+			in.WriteString(strings.Repeat("y", rng.IntN(3*max)))
+		}
+		input := in.String()
+
+		// The definition.
+		var want []string
+		var wantFirst, wantLong []int
+		var cur strings.Builder
+		curFirst, line := 0, 0
+		rest := input
+		for len(rest) > 0 {
+			end := strings.IndexByte(rest, '\n') + 1
+			if end == 0 {
+				end = len(rest)
+			}
+			l := rest[:end]
+			rest = rest[end:]
+			line++
+			if cur.Len() == 0 {
+				curFirst = line
+			}
+			if len(l) > 4*max {
+				l = "\n"
+				wantLong = append(wantLong, line)
+			}
+			cur.WriteString(l)
+			if cur.Len() >= max {
+				want, wantFirst = append(want, cur.String()), append(wantFirst, curFirst)
+				cur.Reset()
+			}
+		}
+		if strings.TrimSpace(cur.String()) != "" {
+			want, wantFirst = append(want, cur.String()), append(wantFirst, curFirst)
+		}
+
+		c := newLineChunker(iotest.HalfReader(strings.NewReader(input)), max)
+		var got []string
+		var gotFirst, gotLong []int
+		for {
+			chunk, first, err := c.next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range c.long {
+				gotLong = append(gotLong, e.Line)
+			}
+			c.long = c.long[:0]
+			if chunk == nil {
+				break
+			}
+			got, gotFirst = append(got, string(chunk)), append(gotFirst, first)
+		}
+		if !slices.Equal(got, want) || !slices.Equal(gotFirst, wantFirst) || !slices.Equal(gotLong, wantLong) {
+			lens := func(cs []string) (n []int) {
+				for _, c := range cs {
+					n = append(n, len(c))
+				}
+				return n
+			}
+			t.Fatalf("max %d, input of %d bytes:\nchunk sizes %v first %v long %v\nwant        %v first %v long %v",
+				max, len(input), lens(got), gotFirst, gotLong, lens(want), wantFirst, wantLong)
+		}
+	}
+}
+
+// TestPickCountsBatchesInFlight: batches sent at once do not all go to the leaf
+// that looked freest; one with a batch in flight loses to one without.
+func TestPickCountsBatchesInFlight(t *testing.T) {
+	s := &Server{members: &members{}}
+	a := &child{url: "a", up: true, stats: api.Stats{FreeBytes: 1 << 30}}
+	b := &child{url: "b", up: true, stats: api.Stats{FreeBytes: 1<<30 - 1000}}
+	s.members.children = []*child{a, b}
+	if c := s.pick(map[*child]bool{}); c != a {
+		t.Fatalf("picked %s with nothing in flight, want a (more free memory)", c.url)
+	}
+	a.inflight.Add(4 << 20)
+	if c := s.pick(map[*child]bool{}); c != b {
+		t.Fatalf("picked %s, want b: a has a 4 MiB batch in flight", c.url)
+	}
+	b.inflight.Add(8 << 20)
+	if c := s.pick(map[*child]bool{}); c != a {
+		t.Fatalf("picked %s, want a: b has more in flight", c.url)
 	}
 }

@@ -20,11 +20,12 @@ import (
 // Strings are dictionary-encoded as they arrive, so appending a value already seen
 // in this block allocates nothing.
 type Builder struct {
-	table string
-	cols  []*colBuilder
-	index map[string]int
-	rows  int
-	inRow bool
+	table   string
+	cols    []*colBuilder
+	index   map[string]int
+	rows    int
+	inRow   bool
+	reserve int // rows columns are allocated for when added (see Reserve)
 }
 
 type colBuilder struct {
@@ -48,6 +49,11 @@ type colBuilder struct {
 func NewBuilder(table string) *Builder {
 	return &Builder{table: table, index: make(map[string]int)}
 }
+
+// Reserve sizes the columns added from now on for rows rows (at most MaxRows), so
+// that appending that many rows does not grow and copy them: a table whose blocks
+// fill up would otherwise copy every column about sixteen times per block.
+func (b *Builder) Reserve(rows int) { b.reserve = min(max(rows, 0), MaxRows) }
 
 // Table is the table the builder's rows belong to.
 func (b *Builder) Table() string { return b.table }
@@ -76,7 +82,7 @@ func (b *Builder) AddColumn(name string, typ Type) (int, error) {
 	if typ < TypeInt || typ > TypeSet {
 		return -1, fmt.Errorf("cannot add column %q: invalid type %v", name, typ)
 	}
-	c := &colBuilder{name: name, typ: typ, valid: make([]bool, b.rows, max(b.rows, 64)), last: -1}
+	c := &colBuilder{name: name, typ: typ, valid: make([]bool, b.rows, max(b.rows, b.reserve, 64)), last: -1}
 	switch typ {
 	case TypeInt:
 		c.ints = make([]int64, b.rows, cap(c.valid))

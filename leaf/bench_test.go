@@ -6,11 +6,13 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/valyala/fastjson"
 
 	"github.com/reef-db/reef/api"
 	"github.com/reef-db/reef/block"
+	"github.com/reef-db/reef/testbench"
 )
 
 // webEvents returns n NDJSON lines of generated web events. Wide events are about
@@ -53,15 +55,34 @@ func webEvents(n int, wide bool) []byte {
 	return []byte(b.String())
 }
 
+// standardEvents returns n NDJSON lines of the testbench's standard dataset (what
+// `reef bench ingest` sends): about 133 bytes, 8 flat fields.
+func standardEvents(n int) []byte {
+	g := testbench.NewGenerator(testbench.GenConfig{Seed: 1, Rows: n, End: time.Unix(1_767_225_600, 0)})
+	var out []byte
+	var e testbench.Event
+	for g.Next(&e) {
+		out = testbench.AppendNDJSON(out, &e)
+	}
+	return out
+}
+
+// benchShapes are the event shapes the ingest benchmarks decode.
+var benchShapes = []struct {
+	name string
+	body func(n int) []byte
+}{
+	{"small", func(n int) []byte { return webEvents(n, false) }},
+	{"wide", func(n int) []byte { return webEvents(n, true) }},
+	{"standard", standardEvents},
+}
+
 // BenchmarkIngestNDJSON measures the decode-and-append path of ingest: one op stores
 // one full block (block.MaxRows lines) into a fresh table and seals it.
 func BenchmarkIngestNDJSON(b *testing.B) {
-	for _, shape := range []struct {
-		name string
-		wide bool
-	}{{"small", false}, {"wide", true}} {
+	for _, shape := range benchShapes {
 		b.Run(shape.name, func(b *testing.B) {
-			body := webEvents(block.MaxRows, shape.wide)
+			body := shape.body(block.MaxRows)
 			cfg, _ := testConfig().withDefaults()
 			m := newMetrics()
 			b.SetBytes(int64(len(body)))
@@ -88,12 +109,9 @@ func BenchmarkIngestNDJSON(b *testing.B) {
 // BenchmarkFastjsonBaseline parses the same lines with fastjson and does nothing
 // else: the ceiling for BenchmarkIngestNDJSON on the machine at hand.
 func BenchmarkFastjsonBaseline(b *testing.B) {
-	for _, shape := range []struct {
-		name string
-		wide bool
-	}{{"small", false}, {"wide", true}} {
+	for _, shape := range benchShapes {
 		b.Run(shape.name, func(b *testing.B) {
-			body := webEvents(block.MaxRows, shape.wide)
+			body := shape.body(block.MaxRows)
 			var p fastjson.Parser
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()

@@ -90,17 +90,51 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, name string) int
 	return status
 }
 
-// storeBatch reads the body of one ingest request and stores its rows.
-func (s *Server) storeBatch(w http.ResponseWriter, r *http.Request, name, enc string, res *api.IngestResult, now time.Time) int {
+// slotWait is how long an ingest request that finds every slot taken waits for one
+// before it is refused. A router sends the next batch the moment it has the answer
+// to the last, which can be before that request has let go of its slot: without the
+// wait such a batch would be refused, and the router would leave the leaf alone
+// for a while, for nothing.
+const slotWait = 50 * time.Millisecond
+
+// takeIngestSlot takes one of the MaxConcurrentIngest slots, waiting up to slotWait
+// for one; as many requests may wait as there are slots, more are refused at once.
+// It reports whether it got one; the caller frees it with <-s.ingestSlots.
+func (s *Server) takeIngestSlot(r *http.Request) bool {
 	select {
 	case s.ingestSlots <- struct{}{}:
-		defer func() { <-s.ingestSlots }()
+		return true
 	default:
+	}
+	if s.slotWaiters.Add(1) > int64(s.cfg.MaxConcurrentIngest) {
+		s.slotWaiters.Add(-1)
+		return false
+	}
+	defer s.slotWaiters.Add(-1)
+	wait := slotWait
+	if s.slotWait > 0 {
+		wait = s.slotWait
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case s.ingestSlots <- struct{}{}:
+		return true
+	case <-t.C:
+	case <-r.Context().Done():
+	}
+	return false
+}
+
+// storeBatch reads the body of one ingest request and stores its rows.
+func (s *Server) storeBatch(w http.ResponseWriter, r *http.Request, name, enc string, res *api.IngestResult, now time.Time) int {
+	if !s.takeIngestSlot(r) {
 		s.metrics.ingestRefused.WithLabelValues("busy").Inc()
 		writeRetry(w, http.StatusTooManyRequests, 1, "cannot ingest into %q: leaf %s already has %d ingest requests in progress; retry later or elsewhere",
 			name, s.cfg.ID, s.cfg.MaxConcurrentIngest)
 		return http.StatusTooManyRequests
 	}
+	defer func() { <-s.ingestSlots }()
 
 	bufp := getBodyBuf()
 	defer putBodyBuf(bufp)
@@ -210,6 +244,14 @@ func readBody(w http.ResponseWriter, r *http.Request, enc string, limit int64, b
 		src = zr
 	case "snappy", "x-snappy-framed":
 		src = snappy.NewReader(src)
+	}
+	if (enc == "" || enc == "identity") && r.ContentLength > 0 && r.ContentLength <= limit {
+		// The body's size is known: read it into one buffer of that size, rather
+		// than growing and copying one (bytes.Buffer wants MinRead bytes free to
+		// see the end).
+		if need := int(r.ContentLength) + bytes.MinRead; cap(buf) < need {
+			buf = make([]byte, 0, need)
+		}
 	}
 	bb := bytes.NewBuffer(buf[:0])
 	// One byte over the limit tells "exactly limit" from "more".

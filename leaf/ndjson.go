@@ -44,6 +44,12 @@ type decoder struct {
 	set    [][]byte    // elements of a set value
 	flat   []flatField // members of a flat line (ndjson_flat.go)
 	noFlat bool        // tests: the general path only
+	noFast bool        // tests: the flat and general paths only
+
+	// The keys of the last line the one-pass path stored, and their table
+	// (ndjson_fast.go).
+	fast      []fastKey
+	fastTable *table
 
 	cfg  *Config
 	res  *api.IngestResult
@@ -109,9 +115,12 @@ func (d *decoder) ingest(st *store, name string, body []byte) error {
 
 // row decodes one line into t; t.mu is held.
 func (d *decoder) row(t *table, line []byte) {
-	line = bytes.TrimRight(line, " \t\r")
-	if len(line) == 0 || len(bytes.TrimLeft(line, " \t")) == 0 {
-		return
+	if n := len(line); n == 0 || line[n-1] != '}' || line[0] != '{' {
+		// Not the usual `{…}`: trim, and skip a blank line.
+		line = bytes.TrimRight(line, " \t\r")
+		if len(line) == 0 || len(bytes.TrimLeft(line, " \t")) == 0 {
+			return
+		}
 	}
 	if d.covered() {
 		return // a replay, and the row is in a sealed block already
@@ -120,7 +129,7 @@ func (d *decoder) row(t *table, line []byte) {
 		d.rejectRow("line is %d bytes long, the limit is %d", len(line), d.cfg.MaxLineBytes)
 		return
 	}
-	if !d.noFlat && d.flatRow(t, line) {
+	if !d.noFlat && ((!d.noFast && d.fastRow(t, line)) || d.flatRow(t, line)) {
 		return
 	}
 	v, err := d.p.ParseBytes(line)

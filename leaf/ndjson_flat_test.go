@@ -70,31 +70,36 @@ func TestScanFlat(t *testing.T) {
 	}
 }
 
-// decodeBoth decodes body twice into fresh stores, with the flat fast path and
-// with the general path only, and returns both results and rows.
+// decodeBoth decodes body into fresh stores three times — with every path (one-pass,
+// flat, general), without the one-pass path, and with the general path only — and
+// returns the first and the last results and rows; it fails the test when the
+// flat path alone disagrees with the general path.
 func decodeBoth(t *testing.T, body string) (flat, general api.IngestResult, flatRows, generalRows []map[string]any) {
 	t.Helper()
-	for _, noFlat := range []bool{false, true} {
+	type mode struct{ noFast, noFlat bool }
+	var results []api.IngestResult
+	var rows [][]map[string]any
+	for _, m := range []mode{{false, false}, {true, false}, {true, true}} {
 		cfg := testConfig()
 		cfg.MaxLineBytes = 4096
 		cfg.MaxColumns = 64
 		st := newTestStore(t, cfg)
 		var res api.IngestResult
 		d := newDecoder(st.cfg)
-		d.noFlat = noFlat
+		d.noFast, d.noFlat = m.noFast, m.noFlat
 		d.reset(&res, testNow)
 		if err := d.ingest(st, "t", []byte(body)); err != nil {
 			t.Fatalf("ingest: %v", err)
 		}
-		rows := tableRows(t, st, "t")
-		if noFlat {
-			general, generalRows = res, rows
-		} else {
-			flat, flatRows = res, rows
-		}
+		results = append(results, res)
+		rows = append(rows, tableRows(t, st, "t"))
 		st.close()
 	}
-	return flat, general, flatRows, generalRows
+	if !reflect.DeepEqual(results[1], results[2]) || !reflect.DeepEqual(rows[1], rows[2]) {
+		t.Fatalf("the flat path alone differs from the general path:\nflat    %+v\n        %v\ngeneral %+v\n        %v",
+			results[1], rows[1], results[2], rows[2])
+	}
+	return results[0], results[2], rows[0], rows[2]
 }
 
 // TestFlatRowSameAsGeneral checks that the fast path stores and reports exactly what
@@ -114,6 +119,25 @@ func TestFlatRowSameAsGeneral(t *testing.T) {
 		`{"bad":"` + "\xff" + `"}`,
 		`{"n":{"x":1},"s":["a","b"]}`,
 		`{"time":1700000001,"service":"api","status":404,"latency_ms":1.25,"ok":true}`,
+		// Lines the one-pass path takes, after the columns exist, and lines that
+		// leave it half-way, with values already set.
+		`{"time":1700000002,"service":"web","status":500,"latency_ms":7,"x":null}`,
+		`{"time":1700000003,"service":"db","status":200,"latency_ms":0.125}`,
+		`{"time":1700000004,"service":"db","status":200,"latency_ms":2.5,"service":"x"}`,
+		`{"time":1700000005,"service":"db","status":200,"latency_ms":-1e3}`,
+		`{"time":1700000006,"service":"db","status":2.0,"latency_ms":1}`,
+		`{"time":1700000007,"service":"db","status":200, "latency_ms":1}`,
+		`{"time":1700000008,"service":"db","status":200,"latency_ms":1,"new":"col"}`,
+		`{"time":1700000009,"service":"é","status":200}`,
+		`{"time":1700000010,"service":"db","status":200,"sample_rate":4}`,
+		`{"time":1700000011,"service":"db","status":200,"time":5}`,
+		`{"time":1700000012.5,"service":"db","status":01}`,
+		`{"time":1700000013,"service":"db","status":200,"latency_ms":null,"latency_ms":3}`,
+		`{"time":1700000014,"service":"db","status":200,}`,
+		`{"time":1700000015,"service":"db","status":200}x`,
+		`{"time":1700000016,"service":"db","status":-0}`,
+		`{"time":1700000017,"service":"db","status":123456789012345678901}`,
+		`{"status":7,"service":"db"}`,
 		`not json`,
 		``,
 		`{}`,
@@ -130,7 +154,8 @@ func TestFlatRowSameAsGeneral(t *testing.T) {
 	}
 }
 
-// FuzzFlatRow checks the fast path against the general path on arbitrary bodies.
+// FuzzFlatRow checks the one-pass and flat paths against the general path on
+// arbitrary bodies.
 // Seeds: testdata/ndjson/*.ndjson.
 func FuzzFlatRow(f *testing.F) {
 	paths, err := filepath.Glob("testdata/ndjson/*.ndjson")
@@ -186,6 +211,49 @@ func TestNotPlain(t *testing.T) {
 		}
 		if got := notPlain(word(b)) == 0; got != plain {
 			t.Fatalf("%q: notPlain says plain %v, want %v", b[:], got, plain)
+		}
+	}
+}
+
+// TestFastRowTakesPlainLines checks which lines the one-pass path stores itself and
+// that a line it leaves half-way stores nothing: the comparisons with the general
+// path above only prove that the paths agree.
+func TestFastRowTakesPlainLines(t *testing.T) {
+	st := newTestStore(t, testConfig())
+	res := decodeBody(t, st, `{"time":1700000000,"service":"api","status":200,"latency_ms":1.5,"x":null}`)
+	if res.Accepted != 1 {
+		t.Fatalf("first line: %+v", res)
+	}
+	tb, err := st.table("t", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDecoder(st.cfg)
+	d.reset(&api.IngestResult{}, testNow)
+	for _, tc := range []struct {
+		line string
+		take bool
+	}{
+		{`{"time":1700000001,"service":"web","status":404,"latency_ms":2}`, true},
+		{`{"service":"db","latency_ms":0.25,"status":-3,"x":null}`, true},
+		{`{"time":1700000002,"service":"web","status":404,"latency_ms":2}`, true},
+		{`{"time":1700000003, "service":"web"}`, false},           // whitespace
+		{`{"time":1700000004,"service":"web","status":2.5}`, false}, // float into int
+		{`{"time":1700000005,"service":"web","ok":true}`, false},    // boolean, new column
+		{`{"time":1700000006,"service":"w\"b"}`, false},             // escape
+		{`{"time":1700000007,"status":200,"status":201}`, false},    // duplicate
+		{`{"time":-1,"service":"web"}`, false},                      // time the flat path refuses
+	} {
+		tb.mu.Lock()
+		before := tb.b.Len()
+		got := d.fastRow(tb, []byte(tc.line))
+		after := tb.b.Len()
+		tb.mu.Unlock()
+		if got != tc.take {
+			t.Errorf("fastRow(%s) = %v, want %v", tc.line, got, tc.take)
+		}
+		if wantRows := before + map[bool]int{true: 1, false: 0}[tc.take]; after != wantRows {
+			t.Errorf("fastRow(%s): builder went from %d to %d rows", tc.line, before, after)
 		}
 	}
 }

@@ -37,6 +37,8 @@ type Server struct {
 	persist // WAL, shm blocks, disk copies, start paths (persist.go)
 
 	ingestSlots chan struct{} // one token per ingest request in flight
+	slotWaiters atomic.Int64  // requests waiting for an ingest slot
+	slotWait    time.Duration // tests: instead of slotWait
 	querySlots  chan struct{} // one token per query in flight
 	decoders    sync.Pool     // *decoder
 

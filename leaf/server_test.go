@@ -641,8 +641,18 @@ func TestIngestBusy(t *testing.T) {
 	if msg := r.errorMessage(t); r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
 		t.Errorf("second ingest: %d %q", r.status, msg)
 	}
+	// A request that finds the slot taken waits a moment for it: freed meanwhile,
+	// the request is served rather than refused. (The moment is made long enough
+	// for a loaded test machine.)
+	l.s.slotWait = time.Minute
+	third := make(chan int, 1)
+	go func() { third <- l.do(t, http.MethodPost, "/v1/ingest/t", []byte(`{"a":1}`)).status }()
+	waitFor(t, func() bool { return l.s.slotWaiters.Load() == 1 })
 	pw.Close()
 	<-done
+	if st := <-third; st != http.StatusOK {
+		t.Errorf("ingest that waited for the freed slot: %d, want 200", st)
+	}
 }
 
 func TestRoutes(t *testing.T) {

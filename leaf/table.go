@@ -36,6 +36,7 @@ type table struct {
 	dropped bool // removed from the store; writers must look the table up again
 
 	b          *block.Builder
+	lastRows   int       // rows of the block sealed last: what the next one reserves
 	bFirst     time.Time // arrival of the open block's first row; zero when empty
 	bMinTime   int64     // time range of the open block's rows
 	bMaxTime   int64
@@ -65,6 +66,9 @@ func newTable(st *store, name string) *table {
 // of the previous one.
 func (t *table) newBuilder() {
 	t.b = block.NewBuilder(t.name)
+	// Room for as many rows as the last block took: a table whose blocks fill up
+	// gets full-size columns from the start.
+	t.b.Reserve(t.lastRows)
 	for _, c := range t.cols {
 		c.bidx = -1
 	}
@@ -185,6 +189,7 @@ func (t *table) seal() {
 	t.sealedRows += int64(ref.blk.Rows)
 	t.sealedSize += ref.blk.Bytes
 	t.st.metrics.blocksSealed.Inc()
+	t.lastRows = ref.blk.Rows
 	t.newBuilder()
 }
 

@@ -1,0 +1,202 @@
+package leaf
+
+import (
+	"bytes"
+
+	"github.com/reef-db/reef/block"
+)
+
+// The one-pass path of the NDJSON decoder, tried before the flat path
+// (ndjson_flat.go).
+//
+// A batch's lines mostly have the same keys in the same order, and mostly take the
+// plain case of every rule: compact JSON, a key of a column the open block already
+// has, a printable ASCII string into a string column, an integer of at most 18
+// digits into an int or float column, a short decimal into a float column, null
+// (absent, as always).
+// fastRow stores such a line while it scans it, with no token list: the k-th key is
+// first compared with the k-th key of the last line it stored, `"name":` and all,
+// so a key costs one comparison and no lookup. At the first thing that is not the
+// plain case — whitespace, an escape, a boolean, a nested value, a new or
+// duplicate column, a type to convert, sample_rate, a time that is not a plain
+// integer — it drops the row (block.Builder.AbortRow) and the line goes to the
+// flat path, which stores or reports it by the full rules. Since fastRow stores only
+// what the full rules store in the same way, both give the same rows (FuzzFlatRow
+// compares all three paths).
+
+// fastKey is the k-th key of the last line fastRow stored.
+type fastKey struct {
+	pat []byte  // the key as it appears in the line, quotes and colon included
+	col *column // nil: the time field
+}
+
+// fastRow stores line into t in one pass if every field of it takes the plain case
+// (see above) and reports whether it did; t.mu is held. When it returns false,
+// nothing of the line is stored.
+func (d *decoder) fastRow(t *table, line []byte) bool {
+	if d.fastTable != t {
+		clear(d.fast)
+		d.fast, d.fastTable = d.fast[:0], t
+	}
+	n := len(line)
+	if n < 3 || line[0] != '{' || line[1] != '"' {
+		return false // not an object, {} or whitespace: the flat path
+	}
+	b := t.b
+	b.BeginRow()
+	r := fastState{ts: d.now.Unix()}
+	i := 1
+	for k := 0; ; k++ {
+		// The key, and the column it names.
+		var c *column
+		absent := false
+		if k < len(d.fast) && bytes.HasPrefix(line[i:], d.fast[k].pat) {
+			c = d.fast[k].col
+			i += len(d.fast[k].pat)
+		} else {
+			if line[i] != '"' {
+				break
+			}
+			key, ascii, j, ok := scanString(line, i+1)
+			if !ok || !ascii || j >= n || line[j] != ':' {
+				break
+			}
+			if string(key) != block.TimeColumn {
+				c = t.byName[string(key)]
+				if c == nil && len(key) > 0 && hasLiteral(line, j+1, "null") {
+					absent = true // null for a column the table lacks: no column
+				} else if c == nil || c.name == block.SampleRateColumn {
+					break // a new column, or one with rules of its own
+				}
+			}
+			if k < maxHints && !absent {
+				for len(d.fast) <= k {
+					d.fast = append(d.fast, fastKey{})
+				}
+				d.fast[k] = fastKey{pat: append(d.fast[k].pat[:0], line[i:j+1]...), col: c}
+			}
+			i = j + 1
+		}
+		if absent {
+			i += len("null")
+		} else {
+			var ok bool
+			if i, ok = r.value(b, c, line, i); !ok {
+				break
+			}
+		}
+
+		// What follows the value.
+		if i < n && line[i] == ',' && i+1 < n {
+			i++
+			continue
+		}
+		if i+1 != n || line[i] != '}' {
+			break
+		}
+		b.SetInt(0, r.ts) // the time column is index 0 of every builder
+		b.EndRow()
+		d.stored(t, r.ts)
+		return true
+	}
+	b.AbortRow()
+	return false
+}
+
+// fastState is the row state of fastRow.
+type fastState struct {
+	ts      int64 // the row's time
+	sawTime bool
+}
+
+// value stores the value at line[i:] in column c (nil: the time field) if it takes
+// the plain case, and returns the index after it.
+func (r *fastState) value(b *block.Builder, c *column, line []byte, i int) (int, bool) {
+	if i >= len(line) {
+		return 0, false
+	}
+	ch := line[i]
+	switch {
+	case c == nil: // time
+		if r.sawTime || ch < '0' || ch > '9' {
+			return 0, false // a duplicate, a negative or not a number: the flat path says why
+		}
+		v, j, ok := plainInt(line, i)
+		if !ok {
+			return 0, false
+		}
+		ts, err := timeFromNumber(number{i: v}, nil)
+		if err != nil {
+			return 0, false
+		}
+		r.ts, r.sawTime = ts, true
+		return j, true
+	case ch == 'n':
+		// null: absent, whatever the column (the full rules look no further).
+		if !hasLiteral(line, i, "null") {
+			return 0, false
+		}
+		return i + len("null"), true
+	case c.bidx < 0 || b.IsSet(c.bidx):
+		// The column's first value in this block (the full rules create its
+		// builder column), or a duplicate.
+		return 0, false
+	case ch == '"':
+		s, ascii, j, ok := scanString(line, i+1)
+		if !ok || !ascii || len(s) > MaxStringBytes || c.typ != block.TypeString {
+			return 0, false
+		}
+		b.SetString(c.bidx, s)
+		return j, true
+	case ch == '-' || (ch >= '0' && ch <= '9'):
+		if c.typ != block.TypeInt && c.typ != block.TypeFloat {
+			return 0, false
+		}
+		if v, j, ok := plainInt(line, i); ok {
+			if c.typ == block.TypeInt {
+				b.SetInt(c.bidx, v)
+			} else {
+				b.SetFloat(c.bidx, float64(v))
+			}
+			return j, true
+		}
+		j := i + 1
+		for j < len(line) && numberByte[line[j]] {
+			j++
+		}
+		f, ok := smallDecimal(line[i:j])
+		if !ok || c.typ != block.TypeFloat {
+			return 0, false
+		}
+		b.SetFloat(c.bidx, f)
+		return j, true
+	}
+	return 0, false
+}
+
+// plainInt parses the JSON integer at line[i:] if it has at most 18 digits (it
+// cannot overflow) and is followed by a byte that ends a value (',', '}' or the
+// end): not a fraction or an exponent. It returns the value and the index after it.
+func plainInt(line []byte, i int) (v int64, end int, ok bool) {
+	neg := line[i] == '-'
+	j := i
+	if neg {
+		j++
+	}
+	start := j
+	for j < len(line) && line[j] >= '0' && line[j] <= '9' {
+		v = v*10 + int64(line[j]-'0')
+		j++
+	}
+	digits := j - start
+	if digits == 0 || digits > 18 || (line[start] == '0' && digits > 1) {
+		return 0, 0, false
+	}
+	if j < len(line) && line[j] != ',' && line[j] != '}' {
+		return 0, 0, false
+	}
+	if neg {
+		v = -v
+	}
+	return v, j, true
+}
