@@ -237,7 +237,7 @@ func TestFastRowTakesPlainLines(t *testing.T) {
 		{`{"time":1700000001,"service":"web","status":404,"latency_ms":2}`, true},
 		{`{"service":"db","latency_ms":0.25,"status":-3,"x":null}`, true},
 		{`{"time":1700000002,"service":"web","status":404,"latency_ms":2}`, true},
-		{`{"time":1700000003, "service":"web"}`, false},           // whitespace
+		{`{"time":1700000003, "service":"web"}`, false},             // whitespace
 		{`{"time":1700000004,"service":"web","status":2.5}`, false}, // float into int
 		{`{"time":1700000005,"service":"web","ok":true}`, false},    // boolean, new column
 		{`{"time":1700000006,"service":"w\"b"}`, false},             // escape
