@@ -130,3 +130,32 @@ func TestNarrowing(t *testing.T) {
 		blk.Release()
 	}
 }
+
+// TestDictionaryCodes stores many distinct short and long values, repeated, and
+// checks that equal values get one code and different values different codes.
+func TestDictionaryCodes(t *testing.T) {
+	c := &colBuilder{typ: TypeString, dictIx: map[string]uint32{}, last: -1}
+	codes := map[string]uint32{}
+	for round := range 3 {
+		for i := range 5000 {
+			v := fmt.Sprintf("h-%d", i)
+			if i%7 == 0 {
+				v = fmt.Sprintf("a-much-longer-value-%d", i)
+			}
+			if i%11 == 0 {
+				v = v[:0] // the empty string, many times
+			}
+			k := c.code([]byte(v))
+			if want, ok := codes[v]; ok && want != k {
+				t.Fatalf("round %d: %q got code %d, earlier %d", round, v, k, want)
+			}
+			codes[v] = k
+			if c.dict[k] != v {
+				t.Fatalf("code %d of %q holds %q", k, v, c.dict[k])
+			}
+		}
+	}
+	if len(c.dict) != len(codes) {
+		t.Errorf("%d dictionary entries for %d distinct values", len(c.dict), len(codes))
+	}
+}

@@ -25,7 +25,7 @@ import (
 const (
 	DefaultIngestLeaves      = 2
 	DefaultIngestBatchRows   = 20_000
-	DefaultIngestConcurrency = 4
+	DefaultIngestConcurrency = 8
 	// ingestMemoryPerRow sizes each leaf's memory limit (at least 2 GiB), so that
 	// retention never drops benchmark rows.
 	ingestMemoryPerRow = 512
