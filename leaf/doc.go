@@ -2,8 +2,10 @@
 // memory as row blocks, and answers partial queries over it.
 //
 // It owns:
-//   - ingest (POST /v1/ingest/{table}): NDJSON, optionally gzip/snappy, decoded with
-//     fastjson straight into the table's open block.Builder; per-row and per-field
+//   - ingest (POST /v1/ingest/{table}): NDJSON, optionally gzip/snappy, decoded
+//     straight into the table's open block.Builder — plain compact lines in one pass
+//     (ndjson_fast.go), other flat lines from a token list (ndjson_flat.go), the rest
+//     through fastjson's tree, all three to the same rules; per-row and per-field
 //     errors go back to the writer; recent batch ids are remembered so that a retried
 //     batch is stored once;
 //   - the table store: per table a schema (a column's type never changes), one open
