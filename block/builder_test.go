@@ -134,7 +134,7 @@ func TestNarrowing(t *testing.T) {
 // TestDictionaryCodes stores many distinct short and long values, repeated, and
 // checks that equal values get one code and different values different codes.
 func TestDictionaryCodes(t *testing.T) {
-	c := &colBuilder{typ: TypeString, dictIx: map[string]uint32{}, last: -1}
+	c := &colBuilder{typ: TypeString, dictIx: map[string]uint32{}}
 	codes := map[string]uint32{}
 	for round := range 3 {
 		for i := range 5000 {
