@@ -58,10 +58,7 @@ func openBlockMode(dirfd int, dir, name string, layoutOnly bool, scr *decodeScra
 		name = path()
 	}
 	if !layoutOnly {
-		f, data, err := openMappedAt(dirfd, name)
-		if err == nil {
-			f.Close()
-		}
+		data, err := mapFileAt(dirfd, name)
 		if err != nil {
 			return nil, nil, nil, 0, fmt.Errorf("cannot open block file %s: %w", path(), err)
 		}
@@ -327,8 +324,12 @@ func decodeVerified(data []byte) (*block.Block, error) {
 }
 
 // mapFile maps the whole file read-only.
-func mapFile(path string) ([]byte, error) {
-	f, data, err := openMapped(path)
+func mapFile(path string) ([]byte, error) { return mapFileAt(unix.AT_FDCWD, path) }
+
+// mapFileAt is mapFile of the file name relative to the directory open as dirfd
+// (see openMappedAt).
+func mapFileAt(dirfd int, name string) ([]byte, error) {
+	f, data, err := openMappedAt(dirfd, name)
 	if err != nil {
 		return nil, err
 	}
@@ -361,26 +362,20 @@ func (f fileAt) ReadAt(p []byte, off int64) (int, error) {
 
 func (f fileAt) Close() error { return unix.Close(int(f)) }
 
-// openMapped opens the file and maps all of it read-only; the caller closes f
-// (the mapping stays).
-func openMapped(path string) (fileAt, []byte, error) {
-	return openMappedAt(unix.AT_FDCWD, path)
-}
-
-// openMappedAt is openMapped of the file name relative to the directory open as
-// dirfd (unix.AT_FDCWD: the working directory); opening relative to an open
-// directory spares the kernel walking the directory's path for every block.
+// openMappedAt opens the file name, relative to the directory open as dirfd
+// (unix.AT_FDCWD: the working directory), and maps all of it read-only; the caller
+// closes f (the mapping stays). Opening relative to an open directory spares the
+// kernel walking the directory's path for every block.
 func openMappedAt(dirfd int, name string) (fileAt, []byte, error) {
-	path := name
 	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, nil, &os.PathError{Op: "open", Path: path, Err: err}
+		return -1, nil, &os.PathError{Op: "open", Path: name, Err: err}
 	}
 	f := fileAt(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		f.Close()
-		return -1, nil, &os.PathError{Op: "stat", Path: path, Err: err}
+		return -1, nil, &os.PathError{Op: "stat", Path: name, Err: err}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		f.Close()

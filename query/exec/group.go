@@ -191,11 +191,10 @@ type keyCol struct {
 
 	bad bool // value met a dictionary code beyond the dictionary
 
-	table   []uint32 // kBucket over narrow ints: raw value → id
-	intIDs  map[int64]uint32
-	fltIDs  map[uint64]uint32
-	strIDs  map[string]uint32
-	scratch []plan.Value
+	table  []uint32 // kBucket over narrow ints: raw value → id
+	intIDs map[int64]uint32
+	fltIDs map[uint64]uint32
+	strIDs map[string]uint32
 }
 
 type keyKind uint8
