@@ -522,3 +522,42 @@ func metricValue(t *testing.T, l *runningLeaf, name, lv string) float64 {
 	}
 	return 0
 }
+
+// TestTidyLeavesWritesAlone: the tidy after a handoff start removes the strays of
+// the start's blocks — temporary files, cover files without their block — but not
+// those of a block being reloaded meanwhile, nor of blocks newer than the start,
+// whose writes may be in progress.
+func TestTidyLeavesWritesAlone(t *testing.T) {
+	d := newPersistDirs(t)
+	cfg := persistConfig(d)
+	l := startLeaf(t, cfg)
+	write := func(name string) string {
+		t.Helper()
+		p := filepath.Join(d.shm, name)
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	stale := write(".tmp-0000000000000003.cov-111")
+	loneCover := write(coverName(4))
+	reloadingTemp := write(".tmp-0000000000000005.blk-222")
+	reloadingCover := write(coverName(5))
+	newer := write(".tmp-0000000000000009.cov-333")
+	l.s.reloadMu.Lock()
+	if l.s.reloading == nil {
+		l.s.reloading = map[uint64]chan struct{}{}
+	}
+	l.s.reloading[5] = make(chan struct{})
+	l.s.reloadMu.Unlock()
+
+	l.s.tidy(8) // the start held blocks up to id 8
+	for p, want := range map[string]bool{stale: false, loneCover: false, reloadingTemp: true, reloadingCover: true, newer: true} {
+		if _, err := os.Stat(p); (err == nil) != want {
+			t.Errorf("%s: present %v after tidy, want %v", filepath.Base(p), err == nil, want)
+		}
+	}
+	l.s.reloadMu.Lock()
+	delete(l.s.reloading, 5)
+	l.s.reloadMu.Unlock()
+}

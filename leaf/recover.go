@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -153,10 +154,10 @@ func (s *Server) recover() error {
 	if merr != nil {
 		// Not a handoff: every file is looked at. (A handoff start lists the
 		// directories after it is ready, in tidy.)
-		if r.shmIDs, err = s.scanShm(); err != nil {
+		if r.shmIDs, err = s.scanShm(nil); err != nil {
 			return err
 		}
-		if r.disk, err = s.scanDisk(); err != nil {
+		if r.disk, err = s.scanDisk(nil); err != nil {
 			return err
 		}
 		ph.mark("list")
@@ -231,11 +232,13 @@ func (s *Server) recover() error {
 	return nil
 }
 
-// scanDir lists a block directory once: it removes the temporary files of
-// interrupted writes and the cover files whose block file is missing (a cover file
-// is written first), and returns the ids of the block files (<id>.blk, or with
-// compressed <id>.blk.sz) and of the cover files.
-func (s *Server) scanDir(dir string, compressed bool) (blocks, covers map[uint64]bool, err error) {
+// scanDir lists a block directory once and returns the ids of the block files
+// (<id>.blk, or with compressed <id>.blk.sz) and of the cover files. It finds
+// strays: temporary files of interrupted writes, and cover files whose block file
+// is missing (a cover file is written first). With strays nil (a start, before
+// anything writes) it removes them; otherwise it leaves them to the caller, which
+// removes them only where no write can be in progress (tidy).
+func (s *Server) scanDir(dir string, compressed bool, strays *[]stray) (blocks, covers map[uint64]bool, err error) {
 	f, err := os.Open(dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot list block directory: %w", err)
@@ -245,13 +248,21 @@ func (s *Server) scanDir(dir string, compressed bool) (blocks, covers map[uint64
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot list block directory %s: %w", dir, err)
 	}
+	found := func(st stray) {
+		if strays == nil {
+			removeFiles(s.log, st.path)
+		} else {
+			*strays = append(*strays, st)
+		}
+	}
 	blocks, covers = map[uint64]bool{}, map[uint64]bool{}
 	for _, e := range ents {
 		name := e.Name()
 		switch {
 		case !e.Type().IsRegular():
-		case strings.HasPrefix(name, ".tmp-"):
-			removeFiles(s.log, filepath.Join(dir, name))
+		case strings.HasPrefix(name, tempPrefix):
+			id, ok := tempFileID(name)
+			found(stray{path: filepath.Join(dir, name), id: id, idOK: ok})
 		default:
 			if id, c, ok := shm.ParseFileName(name); ok && c == compressed {
 				blocks[id] = true
@@ -262,16 +273,42 @@ func (s *Server) scanDir(dir string, compressed bool) (blocks, covers map[uint64
 	}
 	for id := range covers {
 		if !blocks[id] {
-			removeFiles(s.log, filepath.Join(dir, coverName(id)))
+			found(stray{path: filepath.Join(dir, coverName(id)), id: id, idOK: true, cover: true,
+				block: filepath.Join(dir, map[bool]string{false: shm.FileName(id), true: shm.CompressedFileName(id)}[compressed])})
 			delete(covers, id)
 		}
 	}
 	return blocks, covers, nil
 }
 
+// tempPrefix starts the names of the temporary files block and cover files are
+// written under (package shm and the cover writer use it alike).
+const tempPrefix = ".tmp-"
+
+// stray is a file scanDir found that no block needs: a temporary file, or a cover
+// file without its block file.
+type stray struct {
+	path  string
+	id    uint64 // the block it belongs to, when idOK
+	idOK  bool
+	cover bool   // a cover file; block is its block file's path
+	block string
+}
+
+// tempFileID reads the block id from a temporary file's name (.tmp-<16 hex
+// digits>.<kind>-<random>).
+func tempFileID(name string) (uint64, bool) {
+	rest, _ := strings.CutPrefix(name, tempPrefix)
+	if len(rest) < 16 {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(rest[:16], 16, 64)
+	return id, err == nil
+}
+
 // scanShm lists the shm directory's block files, sorted.
-func (s *Server) scanShm() ([]uint64, error) {
-	blocks, _, err := s.scanDir(s.shmDir, false)
+func (s *Server) scanShm(strays *[]stray) ([]uint64, error) {
+	blocks, _, err := s.scanDir(s.shmDir, false, strays)
 	if err != nil {
 		return nil, err
 	}
@@ -284,11 +321,11 @@ func (s *Server) scanShm() ([]uint64, error) {
 }
 
 // scanDisk lists the disk copies: true for those whose cover file is there too.
-func (s *Server) scanDisk() (map[uint64]bool, error) {
+func (s *Server) scanDisk(strays *[]stray) (map[uint64]bool, error) {
 	if s.shm.diskDir == "" {
 		return map[uint64]bool{}, nil
 	}
-	blocks, covers, err := s.scanDir(s.shm.diskDir, true)
+	blocks, covers, err := s.scanDir(s.shm.diskDir, true, strays)
 	if err != nil {
 		return nil, err
 	}
@@ -378,12 +415,16 @@ func (s *Server) attachManifest(m *shm.Manifest, r *recovery) {
 // cover, reloads them from there.
 func (s *Server) tidy(startMaxID uint64) {
 	began := time.Now()
-	shmIDs, err := s.scanShm()
+	// Nothing else lists or cleans the directories now, but a damaged block may be
+	// reloading (its id is in s.reloading) and writing its files: strays are
+	// removed below, under reloadMu, only for blocks of the start that are not.
+	var strays []stray
+	shmIDs, err := s.scanShm(&strays)
 	if err != nil {
 		s.log.Error("cannot list the shm directory after the start", "err", err)
 		return
 	}
-	disk, err := s.scanDisk()
+	disk, err := s.scanDisk(&strays)
 	if err != nil {
 		s.log.Error("cannot list the disk blocks after the start", "err", err)
 		return
@@ -407,6 +448,16 @@ func (s *Server) tidy(startMaxID uint64) {
 				removed++
 			}
 		}
+	}
+	for _, st := range strays {
+		if _, busy := s.reloading[st.id]; !st.idOK || st.id > startMaxID || busy {
+			continue
+		}
+		if _, err := os.Stat(st.block); st.cover && err == nil {
+			continue // its block file came since the listing
+		}
+		removeFiles(s.log, st.path)
+		removed++
 	}
 	s.reloadMu.Unlock()
 
@@ -570,7 +621,7 @@ func manifestEntry(b *block.Block, crc uint32) shm.ManifestBlock {
 func (s *Server) reloadFailed(r *recovery) error {
 	if len(r.failed) > 0 && r.disk == nil {
 		var err error
-		if r.disk, err = s.scanDisk(); err != nil {
+		if r.disk, err = s.scanDisk(nil); err != nil {
 			return err
 		}
 	}

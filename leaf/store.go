@@ -108,6 +108,9 @@ func (st *store) snapshot(name string) *snapshot {
 		return snap
 	}
 	t.mu.Lock()
+	for t.reloads > 0 {
+		t.reloaded.Wait()
+	}
 	if !t.dropped {
 		t.addTo(snap)
 	}

@@ -51,10 +51,17 @@ type table struct {
 	sealedSize int64
 
 	cover wal.Coverage // WAL lines whose rows are in b (persist.go)
+
+	// reloads counts damaged blocks taken out of sealed and not yet back
+	// (blockCorrupt); a snapshot waits on reloaded until there are none, so that
+	// no query answers without their rows and without knowing it.
+	reloads  int
+	reloaded sync.Cond
 }
 
 func newTable(st *store, name string) *table {
 	t := &table{name: name, st: st, byName: make(map[string]*column)}
+	t.reloaded.L = &t.mu
 	tc := &column{name: block.TimeColumn, typ: block.TypeInt, bidx: -1}
 	t.cols = append(t.cols, tc)
 	t.byName[tc.name] = tc

@@ -220,6 +220,15 @@ func (s *Server) blockCorrupt(id uint64, cause error) {
 
 	if t, _ := s.store.table(blk.Table, false); t != nil {
 		t.mu.Lock()
+		// Snapshots wait until the rows are back (or given up for lost).
+		t.reloads++
+		defer func() {
+			t.mu.Lock()
+			if t.reloads--; t.reloads == 0 {
+				t.reloaded.Broadcast()
+			}
+			t.mu.Unlock()
+		}()
 		var gone *blockRef
 		t.sealed = slices.DeleteFunc(t.sealed, func(r *blockRef) bool {
 			if r.blk == blk {
