@@ -291,7 +291,7 @@ type stray struct {
 	path  string
 	id    uint64 // the block it belongs to, when idOK
 	idOK  bool
-	cover bool   // a cover file; block is its block file's path
+	cover bool // a cover file; block is its block file's path
 	block string
 }
 
