@@ -28,13 +28,19 @@ type Builder struct {
 	rows    int
 	inRow   bool
 	reserve int // rows columns are allocated for when added (see Reserve)
+	// nset counts the columns set in the current row and nsets the set-typed
+	// columns: a row that set every column, and has no set column, ends without
+	// a look at any column (EndRow).
+	nset, nsets int
 }
 
 type colBuilder struct {
 	name  string
 	typ   Type
-	valid []bool // one per row
-	set   bool   // set in the current row
+	valid []bool // one per row; a value's true is appended when it is set
+	// setIn is the row (rows+1) whose value the column holds last: the column is
+	// set in the current row when it equals Builder.rows+1, so nothing resets it.
+	setIn int
 
 	ints   []int64
 	floats []float64
@@ -102,6 +108,9 @@ func (b *Builder) AddColumn(name string, typ Type) (int, error) {
 		c.setOff = make([]int32, b.rows+1, cap(c.valid)+1)
 		c.dictIx = make(map[string]uint32)
 	}
+	if typ == TypeSet {
+		b.nsets++
+	}
 	b.cols = append(b.cols, c)
 	b.index[name] = len(b.cols) - 1
 	return len(b.cols) - 1, nil
@@ -113,25 +122,31 @@ func (b *Builder) BeginRow() {
 		panic("BUG: block.Builder.BeginRow inside a row")
 	}
 	b.inRow = true
+	b.nset = 0
+}
+
+// mark records that column c gets its value in the current row; it panics if
+// it already has one.
+func (b *Builder) mark(c *colBuilder, typ Type, op string) {
+	if c.typ != typ || c.setIn == b.rows+1 {
+		panic("BUG: block.Builder." + op + " on wrong type or twice")
+	}
+	c.setIn = b.rows + 1
+	c.valid = append(c.valid, true)
+	b.nset++
 }
 
 // SetInt sets column i (TypeInt) of the current row.
 func (b *Builder) SetInt(i int, v int64) {
 	c := b.cols[i]
-	if c.typ != TypeInt || c.set {
-		panic("BUG: block.Builder.SetInt on wrong type or twice")
-	}
-	c.set = true
+	b.mark(c, TypeInt, "SetInt")
 	c.ints = append(c.ints, v)
 }
 
 // SetFloat sets column i (TypeFloat) of the current row.
 func (b *Builder) SetFloat(i int, v float64) {
 	c := b.cols[i]
-	if c.typ != TypeFloat || c.set {
-		panic("BUG: block.Builder.SetFloat on wrong type or twice")
-	}
-	c.set = true
+	b.mark(c, TypeFloat, "SetFloat")
 	c.floats = append(c.floats, v)
 }
 
@@ -139,10 +154,7 @@ func (b *Builder) SetFloat(i int, v float64) {
 // caller after the call.
 func (b *Builder) SetString(i int, s []byte) {
 	c := b.cols[i]
-	if c.typ != TypeString || c.set {
-		panic("BUG: block.Builder.SetString on wrong type or twice")
-	}
-	c.set = true
+	b.mark(c, TypeString, "SetString")
 	c.codes = append(c.codes, c.code(s))
 }
 
@@ -153,15 +165,21 @@ func (b *Builder) AppendSetElem(i int, s []byte) {
 	if c.typ != TypeSet {
 		panic("BUG: block.Builder.AppendSetElem on wrong type")
 	}
-	c.set = true
+	if c.setIn != b.rows+1 {
+		b.mark(c, TypeSet, "AppendSetElem")
+	}
 	c.codes = append(c.codes, c.code(s))
 }
 
 // MarkSet marks set column i as present (possibly empty) in the current row.
-func (b *Builder) MarkSet(i int) { b.cols[i].set = true }
+func (b *Builder) MarkSet(i int) {
+	if c := b.cols[i]; c.setIn != b.rows+1 {
+		b.mark(c, TypeSet, "MarkSet")
+	}
+}
 
 // IsSet reports whether column i already has a value in the current row.
-func (b *Builder) IsSet(i int) bool { return b.cols[i].set }
+func (b *Builder) IsSet(i int) bool { return b.cols[i].setIn == b.rows+1 }
 
 func (c *colBuilder) code(s []byte) uint32 {
 	if c.cache == nil {
@@ -204,15 +222,17 @@ func cacheSlot(s []byte) uint32 {
 
 // EndRow completes the current row: columns not set in it become null.
 func (b *Builder) EndRow() {
-	for _, c := range b.cols {
-		c.valid = append(c.valid, c.set)
-		if !c.set {
-			c.appendZero()
+	if b.nset != len(b.cols) || b.nsets > 0 {
+		row := b.rows + 1
+		for _, c := range b.cols {
+			if c.setIn != row {
+				c.valid = append(c.valid, false)
+				c.appendZero()
+			}
+			if c.typ == TypeSet {
+				c.setOff = append(c.setOff, int32(len(c.codes)))
+			}
 		}
-		if c.typ == TypeSet {
-			c.setOff = append(c.setOff, int32(len(c.codes)))
-		}
-		c.set = false
 	}
 	b.rows++
 	b.inRow = false
@@ -221,7 +241,7 @@ func (b *Builder) EndRow() {
 // AbortRow drops the current row's values.
 func (b *Builder) AbortRow() {
 	for _, c := range b.cols {
-		if c.set {
+		if c.setIn == b.rows+1 {
 			switch c.typ {
 			case TypeInt:
 				c.ints = c.ints[:b.rows]
@@ -232,15 +252,12 @@ func (b *Builder) AbortRow() {
 			case TypeSet:
 				c.codes = c.codes[:c.setOff[b.rows]]
 			}
+			c.valid = c.valid[:b.rows]
+			c.setIn = 0
 		}
-		c.set = false
 	}
 	// Columns created during the aborted row stay (all null so far); harmless.
-	for _, c := range b.cols {
-		if len(c.valid) > b.rows {
-			c.valid = c.valid[:b.rows]
-		}
-	}
+	b.nset = 0
 	b.inRow = false
 }
 
