@@ -133,3 +133,37 @@ func BenchmarkFastjsonBaseline(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkIngestNDJSONWarm is BenchmarkIngestNDJSON/standard in the steady state
+// of a leaf: one table takes block after block, so its builders are sized from the
+// last block and its dictionaries' caches are warm. One op stores one full block.
+func BenchmarkIngestNDJSONWarm(b *testing.B) {
+	body := standardEvents(block.MaxRows)
+	cfg, _ := testConfig().withDefaults()
+	st := newStore(&cfg, heapStore{}, newMetrics())
+	defer st.close()
+	d := newDecoder(&cfg)
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		var res api.IngestResult
+		d.reset(&res, testNow)
+		if err := d.ingest(st, "web", body); err != nil {
+			b.Fatal(err)
+		}
+		if res.Accepted != block.MaxRows {
+			b.Fatalf("accepted %d", res.Accepted)
+		}
+		// Let go of the sealed blocks now and then, as retention would.
+		if t, _ := st.table("web", false); t != nil {
+			t.mu.Lock()
+			if len(t.sealed) > 4 {
+				for _, r := range t.sealed {
+					r.release()
+				}
+				t.sealed = nil
+			}
+			t.mu.Unlock()
+		}
+	}
+	b.ReportMetric(float64(block.MaxRows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+}
