@@ -115,7 +115,7 @@ func getScratch(names *nameCache) *decodeScratch {
 
 func putScratch(scr *decodeScratch) {
 	scr.names = nil
-	clear(scr.slab[:cap(scr.slab)]) // drop the file slices the nodes held
+	clear(scr.slab) // the nodes of the last decode: drop the file slices they held
 	clear(scr.nodes)
 	scratchPool.Put(scr)
 }
