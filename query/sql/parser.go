@@ -260,42 +260,10 @@ func (p *parser) expr() (Expr, error) {
 		return nil, err
 	}
 	defer p.leave()
-	l, err := p.and()
-	if err != nil {
-		return nil, err
-	}
-	for p.tok.kind == kOr {
-		at := p.tok.pos
-		if err := p.advance(); err != nil {
-			return nil, err
-		}
-		r, err := p.and()
-		if err != nil {
-			return nil, err
-		}
-		l = &Binary{Op: OpOr, L: l, R: r, OpAt: at}
-	}
-	return l, nil
+	return p.binaryLevel(p.and, kOr, OpOr, kOr, OpOr)
 }
 
-func (p *parser) and() (Expr, error) {
-	l, err := p.not()
-	if err != nil {
-		return nil, err
-	}
-	for p.tok.kind == kAnd {
-		at := p.tok.pos
-		if err := p.advance(); err != nil {
-			return nil, err
-		}
-		r, err := p.not()
-		if err != nil {
-			return nil, err
-		}
-		l = &Binary{Op: OpAnd, L: l, R: r, OpAt: at}
-	}
-	return l, nil
-}
+func (p *parser) and() (Expr, error) { return p.binaryLevel(p.not, kAnd, OpAnd, kAnd, OpAnd) }
 
 func (p *parser) not() (Expr, error) {
 	if p.tok.kind != kNot {
@@ -428,8 +396,10 @@ func (p *parser) product() (Expr, error) {
 	return p.binaryLevel(p.unary, tStar, OpMul, tSlash, OpDiv)
 }
 
-// binaryLevel parses one level of left-associative arithmetic: next, then any number
-// of (op next) where the token t1 means op1 and t2 means op2.
+// binaryLevel parses one level of left-associative binary operators (OR, AND, the
+// additive and the multiplicative ones): next, then any number of (op next) where
+// the token t1 means op1 and t2 means op2 (the same pair twice for a level of one
+// operator).
 func (p *parser) binaryLevel(next func() (Expr, error), t1 tokKind, op1 Op, t2 tokKind, op2 Op) (Expr, error) {
 	l, err := next()
 	if err != nil {
