@@ -98,17 +98,12 @@ func (p *parser) query() (*Query, error) {
 		return nil, err
 	}
 	q := &Query{}
-	for {
+	if err := p.commaList(func() error {
 		it, err := p.selectItem()
-		if err != nil {
-			return nil, err
-		}
 		q.Select = append(q.Select, it)
-		if ok, err := p.accept(tComma); err != nil {
-			return nil, err
-		} else if !ok {
-			break
-		}
+		return err
+	}); err != nil {
+		return nil, err
 	}
 	if err := p.expect(kFrom, "FROM"); err != nil {
 		return nil, err
@@ -132,17 +127,12 @@ func (p *parser) query() (*Query, error) {
 		if err := p.expect(kBy, "BY after GROUP"); err != nil {
 			return nil, err
 		}
-		for {
+		if err := p.commaList(func() error {
 			e, err := p.expr()
-			if err != nil {
-				return nil, err
-			}
 			q.GroupBy = append(q.GroupBy, e)
-			if ok, err := p.accept(tComma); err != nil {
-				return nil, err
-			} else if !ok {
-				break
-			}
+			return err
+		}); err != nil {
+			return nil, err
 		}
 	}
 	if p.tok.kind == kHaving {
@@ -155,10 +145,10 @@ func (p *parser) query() (*Query, error) {
 		if err := p.expect(kBy, "BY after ORDER"); err != nil {
 			return nil, err
 		}
-		for {
+		if err := p.commaList(func() error {
 			e, err := p.expr()
 			if err != nil {
-				return nil, err
+				return err
 			}
 			t := OrderTerm{Expr: e}
 			switch p.tok.kind {
@@ -167,15 +157,13 @@ func (p *parser) query() (*Query, error) {
 				fallthrough
 			case kAsc:
 				if err := p.advance(); err != nil {
-					return nil, err
+					return err
 				}
 			}
 			q.OrderBy = append(q.OrderBy, t)
-			if ok, err := p.accept(tComma); err != nil {
-				return nil, err
-			} else if !ok {
-				break
-			}
+			return nil
+		}); err != nil {
+			return nil, err
 		}
 	}
 	if p.tok.kind == kLimit {
@@ -370,17 +358,12 @@ func (p *parser) in(x Expr, not bool, at int) (Expr, error) {
 		return nil, err
 	}
 	e := &In{X: x, Not: not, OpAt: at}
-	for {
+	if err := p.commaList(func() error {
 		v, err := p.expr()
-		if err != nil {
-			return nil, err
-		}
 		e.List = append(e.List, v)
-		if ok, err := p.accept(tComma); err != nil {
-			return nil, err
-		} else if !ok {
-			break
-		}
+		return err
+	}); err != nil {
+		return nil, err
 	}
 	if err := p.expect(tRParen, `"," or ")"`); err != nil {
 		return nil, err
@@ -394,6 +377,18 @@ func (p *parser) sum() (Expr, error) {
 
 func (p *parser) product() (Expr, error) {
 	return p.binaryLevel(p.unary, tStar, OpMul, tSlash, OpDiv)
+}
+
+// commaList parses item, then another after each comma, until no comma follows.
+func (p *parser) commaList(item func() error) error {
+	for {
+		if err := item(); err != nil {
+			return err
+		}
+		if ok, err := p.accept(tComma); err != nil || !ok {
+			return err
+		}
+	}
 }
 
 // binaryLevel parses one level of left-associative binary operators (OR, AND, the
@@ -533,24 +528,16 @@ func (p *parser) call(name token) (Expr, error) {
 				return nil, err
 			}
 		}
-		for {
+		if err := p.commaList(func() error {
 			if p.tok.kind == tStar && fi.star && len(c.Args) == 0 && !c.Distinct {
 				c.Args = append(c.Args, &Star{At: p.tok.pos})
-				if err := p.advance(); err != nil {
-					return nil, err
-				}
-			} else {
-				a, err := p.expr()
-				if err != nil {
-					return nil, err
-				}
-				c.Args = append(c.Args, a)
+				return p.advance()
 			}
-			if ok, err := p.accept(tComma); err != nil {
-				return nil, err
-			} else if !ok {
-				break
-			}
+			a, err := p.expr()
+			c.Args = append(c.Args, a)
+			return err
+		}); err != nil {
+			return nil, err
 		}
 	}
 	if err := p.expect(tRParen, `"," or ")"`); err != nil {
