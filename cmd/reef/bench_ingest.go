@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/reef-db/reef/testbench/bench"
@@ -48,26 +45,7 @@ func runBenchIngest(args []string) int {
 	o.Command = strings.TrimSpace("reef bench ingest " + strings.Join(args, " "))
 	o.Progress = os.Stderr
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	rep, err := bench.RunIngest(ctx, o)
-	if rep != nil {
-		fmt.Println()
-		for _, row := range rep.Summary {
-			fmt.Printf("%-18s %s\n", row.Name, row.Value)
-		}
-	}
-	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			fmt.Fprintln(os.Stderr, "reef bench ingest: interrupted")
-		} else {
-			fmt.Fprintln(os.Stderr, "reef bench ingest:", err)
-		}
-		return 1
-	}
-	fmt.Fprintf(os.Stderr, "report in %s\n", o.OutDir)
-	if !rep.Passed() {
-		return 1
-	}
-	return 0
+	return runReport("reef bench ingest", o.OutDir, func(ctx context.Context) (*bench.Report, error) {
+		return bench.RunIngest(ctx, o)
+	})
 }

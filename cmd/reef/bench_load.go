@@ -128,9 +128,16 @@ func (f *scenarioFlags) scenario(kind string, args []string) (bench.Scenario, er
 
 // runScenario runs s, prints its summary and says where the report is.
 func runScenario(name string, s bench.Scenario) int {
+	return runReport(name, s.OutDir, func(ctx context.Context) (*bench.Report, error) { return bench.Run(ctx, s) })
+}
+
+// runReport runs a benchmark that writes a report into outDir, stopping it on
+// Ctrl-C or SIGTERM; it prints the summary, says where the report is, and returns
+// the exit status (1 when the run failed or its checks did not pass).
+func runReport(name, outDir string, run func(context.Context) (*bench.Report, error)) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rep, err := bench.Run(ctx, s)
+	rep, err := run(ctx)
 	if rep != nil {
 		fmt.Println()
 		for _, row := range rep.Summary {
@@ -144,11 +151,11 @@ func runScenario(name string, s bench.Scenario) int {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		}
 		if rep != nil {
-			fmt.Fprintf(os.Stderr, "report in %s\n", s.OutDir)
+			fmt.Fprintf(os.Stderr, "report in %s\n", outDir)
 		}
 		return 1
 	}
-	fmt.Fprintf(os.Stderr, "report in %s (%s, %s, %s)\n", s.OutDir, bench.ReportMarkdown, bench.ReportJSON, strings.Join(rep.Plots, ", "))
+	fmt.Fprintf(os.Stderr, "report in %s (%s, %s, %s)\n", outDir, bench.ReportMarkdown, bench.ReportJSON, strings.Join(rep.Plots, ", "))
 	if !rep.Passed() {
 		return 1
 	}

@@ -3,25 +3,15 @@ package edgetest
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +25,7 @@ import (
 	"github.com/reef-db/reef/aggregator"
 	"github.com/reef-db/reef/api"
 	"github.com/reef-db/reef/internal/auth"
+	"github.com/reef-db/reef/internal/testcert"
 	"github.com/reef-db/reef/leaf"
 )
 
@@ -57,42 +48,6 @@ type cluster struct {
 	tls     *tls.Config // client config trusting the test CA
 }
 
-// selfSigned writes a self-signed certificate for 127.0.0.1 and its key into dir.
-func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(7),
-		Subject:               pkix.Name{CommonName: "reef edge test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
-}
-
 // serveTLS serves h over HTTPS with cfg until the test ends.
 func serveTLS(t *testing.T, h http.Handler, cfg *tls.Config) string {
 	t.Helper()
@@ -107,7 +62,7 @@ func serveTLS(t *testing.T, h http.Handler, cfg *tls.Config) string {
 func newCluster(t *testing.T, lcfg leaf.Config, acfg aggregator.Config) *cluster {
 	t.Helper()
 	dir := t.TempDir()
-	certFile, keyFile := selfSigned(t, dir)
+	certFile, keyFile, _ := testcert.Write(t, dir)
 	serverTLS, err := auth.ServerTLS(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
