@@ -35,9 +35,13 @@ type Builder struct {
 }
 
 type colBuilder struct {
-	name  string
-	typ   Type
-	valid []bool // one per row; a value's true is appended when it is set
+	name string
+	typ  Type
+	// valid holds one bool per row (a value's true is appended when it is set)
+	// once the column has a null: until then nulls is false, valid is empty and
+	// every row has a value, so the common column of no nulls costs no append.
+	valid []bool
+	nulls bool
 	// setIn is the row (rows+1) whose value the column holds last: the column is
 	// set in the current row when it equals Builder.rows+1, so nothing resets it.
 	setIn int
@@ -95,17 +99,22 @@ func (b *Builder) AddColumn(name string, typ Type) (int, error) {
 	if typ < TypeInt || typ > TypeSet {
 		return -1, fmt.Errorf("cannot add column %q: invalid type %v", name, typ)
 	}
-	c := &colBuilder{name: name, typ: typ, valid: make([]bool, b.rows, max(b.rows, b.reserve, 64))}
+	size := max(b.rows, b.reserve, 64)
+	c := &colBuilder{name: name, typ: typ}
+	if b.rows > 0 {
+		// The rows before it are null in it.
+		c.valid, c.nulls = make([]bool, b.rows, size), true
+	}
 	switch typ {
 	case TypeInt:
-		c.ints = make([]int64, b.rows, cap(c.valid))
+		c.ints = make([]int64, b.rows, size)
 	case TypeFloat:
-		c.floats = make([]float64, b.rows, cap(c.valid))
+		c.floats = make([]float64, b.rows, size)
 	case TypeString:
-		c.codes = make([]uint32, b.rows, cap(c.valid))
+		c.codes = make([]uint32, b.rows, size)
 		c.dictIx = make(map[string]uint32)
 	case TypeSet:
-		c.setOff = make([]int32, b.rows+1, cap(c.valid)+1)
+		c.setOff = make([]int32, b.rows+1, size+1)
 		c.dictIx = make(map[string]uint32)
 	}
 	if typ == TypeSet {
@@ -132,7 +141,9 @@ func (b *Builder) mark(c *colBuilder, typ Type, op string) {
 		panic("BUG: block.Builder." + op + " on wrong type or twice")
 	}
 	c.setIn = b.rows + 1
-	c.valid = append(c.valid, true)
+	if c.nulls {
+		c.valid = append(c.valid, true)
+	}
 	b.nset++
 }
 
@@ -226,7 +237,7 @@ func (b *Builder) EndRow() {
 		row := b.rows + 1
 		for _, c := range b.cols {
 			if c.setIn != row {
-				c.valid = append(c.valid, false)
+				c.nullAt(b.rows)
 				c.appendZero()
 			}
 			if c.typ == TypeSet {
@@ -252,13 +263,40 @@ func (b *Builder) AbortRow() {
 			case TypeSet:
 				c.codes = c.codes[:c.setOff[b.rows]]
 			}
-			c.valid = c.valid[:b.rows]
+			if c.nulls {
+				c.valid = c.valid[:b.rows]
+			}
 			c.setIn = 0
 		}
 	}
 	// Columns created during the aborted row stay (all null so far); harmless.
 	b.nset = 0
 	b.inRow = false
+}
+
+// nullAt records that row (the current one, after rows rows) has no value.
+func (c *colBuilder) nullAt(row int) {
+	if !c.nulls {
+		// Every earlier row has a value.
+		c.valid = make([]bool, row, max(row+1, cap(c.ints), cap(c.floats), cap(c.codes), cap(c.setOff)))
+		for i := range c.valid {
+			c.valid[i] = true
+		}
+		c.nulls = true
+	}
+	c.valid = append(c.valid, false)
+}
+
+// validRows returns one bool per row of the n rows, whether it has a value.
+func (c *colBuilder) validRows(n int) []bool {
+	if c.nulls {
+		return c.valid
+	}
+	v := make([]bool, n)
+	for i := range v {
+		v[i] = true
+	}
+	return v
 }
 
 func (c *colBuilder) appendZero() {
@@ -357,16 +395,21 @@ func validity(valid []bool) (*memory.Buffer, int) {
 }
 
 func (c *colBuilder) build(n int) Column {
-	vb, nulls := validity(c.valid)
+	valid := c.validRows(n)
+	var vb *memory.Buffer
+	nulls := 0
+	if c.nulls {
+		vb, nulls = validity(valid)
+	}
 	col := Column{Name: c.name, Type: c.typ}
 	col.Stats.Nulls = nulls
 	switch c.typ {
 	case TypeInt:
-		col.Arr, col.Base = buildInts(c.ints, c.valid, vb, nulls, &col.Stats)
+		col.Arr, col.Base = buildInts(c.ints, valid, vb, nulls, &col.Stats)
 	case TypeFloat:
 		first := true
 		for i, v := range c.floats {
-			if !c.valid[i] {
+			if !valid[i] {
 				continue
 			}
 			if first || v < col.Stats.MinF {
@@ -386,7 +429,7 @@ func (c *colBuilder) build(n int) Column {
 	case TypeString:
 		used := make([]bool, len(c.dict))
 		for i, k := range c.codes {
-			if c.valid[i] {
+			if valid[i] {
 				used[k] = true
 			}
 		}

@@ -3,6 +3,7 @@ package leaf
 import (
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 
 	"github.com/reef-db/reef/block"
 )
@@ -216,7 +217,10 @@ func scanString(line []byte, i int) (s []byte, ascii bool, end int, ok bool) {
 	// '\\'); the byte loop below takes the first one that is not, and the tail.
 	for ; j+8 <= len(line); j += 8 {
 		x := binary.LittleEndian.Uint64(line[j:])
-		if notPlain(x) != 0 {
+		if np := notPlain(x); np != 0 {
+			// The lowest flagged byte is the first that is not plain (a borrow
+			// only flags bytes above it).
+			j += bits.TrailingZeros64(np) >> 3
 			break
 		}
 	}

@@ -2,10 +2,12 @@ package leaf
 
 import (
 	"encoding/binary"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -254,6 +256,99 @@ func TestFastRowTakesPlainLines(t *testing.T) {
 		}
 		if wantRows := before + map[bool]int{true: 1, false: 0}[tc.take]; after != wantRows {
 			t.Errorf("fastRow(%s): builder went from %d to %d rows", tc.line, before, after)
+		}
+	}
+}
+
+// TestPlainInt checks plainInt against strconv: every length up to 20 digits, with
+// and without a sign, leading zeros, and what may follow a number.
+func TestPlainInt(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	cases := []string{"0", "-0", "7", "00", "01", "-01", "123456789012345678", "1234567890123456789",
+		"99999999", "100000000", "-999999999999999999", "1.5", "12345678.5", "1e5", "12345678e1", "-", ""}
+	for range 20_000 {
+		n := 1 + rng.IntN(20)
+		b := make([]byte, n)
+		for k := range b {
+			b[k] = byte('0' + rng.IntN(10))
+		}
+		if rng.IntN(4) == 0 {
+			b[0] = '1' + byte(rng.IntN(9))
+		}
+		s := string(b)
+		if rng.IntN(3) == 0 {
+			s = "-" + s
+		}
+		cases = append(cases, s)
+	}
+	for _, num := range cases {
+		for _, tail := range []string{"", ",", "}", ",\"a\":1}", "x", ":"} {
+			line := []byte(num + tail)
+			if len(num) == 0 || (num[0] != '-' && (num[0] < '0' || num[0] > '9')) {
+				continue // plainInt is called at a '-' or a digit
+			}
+			v, end, ok := plainInt(line, 0)
+			digits := strings.TrimPrefix(num, "-")
+			want, err := strconv.ParseInt(num, 10, 64)
+			wantOK := err == nil && len(digits) >= 1 && len(digits) <= 18 &&
+				!(digits[0] == '0' && len(digits) > 1) &&
+				(tail == "" || tail[0] == ',' || tail[0] == '}')
+			if ok != wantOK || (ok && (v != want || end != len(num))) {
+				t.Fatalf("plainInt(%q) = %d, %d, %v; want %d, %d, %v", line, v, end, ok, want, len(num), wantOK)
+			}
+		}
+	}
+}
+
+// TestPlainNumber checks plainNumber's decimals against strconv.ParseFloat, bit
+// for bit (the sign of zero too), and which it takes: at most 15 digits, a digit on
+// both sides of the point, no exponent, no leading zero.
+func TestPlainNumber(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	cases := []string{"0.5", "-0.0", "0.0", "00.5", "5.", ".5", "-.5", "1.5e3", "123456789.123456", "12345678.1234567",
+		"1234567.1234567", "999999999999999.9", "0.000000000000001", "1.0", "-1.25"}
+	for range 20_000 {
+		ip, fp := 1+rng.IntN(10), 1+rng.IntN(10)
+		b := []byte{}
+		for range ip {
+			b = append(b, byte('0'+rng.IntN(10)))
+		}
+		b = append(b, '.')
+		for range fp {
+			b = append(b, byte('0'+rng.IntN(10)))
+		}
+		s := string(b)
+		if rng.IntN(3) == 0 {
+			s = "-" + s
+		}
+		cases = append(cases, s)
+	}
+	for _, num := range cases {
+		line := []byte(num + ",")
+		if num[0] != '-' && (num[0] < '0' || num[0] > '9') {
+			continue
+		}
+		m, neg, frac, end, ok := plainNumber(line, 0)
+		digits := strings.TrimPrefix(num, "-")
+		point := strings.IndexByte(digits, '.')
+		wantOK := point > 0 && point < len(digits)-1 && len(digits) <= 16 &&
+			!(digits[0] == '0' && point > 1) && !strings.ContainsAny(digits, "eE")
+		if ok != wantOK {
+			t.Fatalf("plainNumber(%q) ok = %v, want %v", num, ok, wantOK)
+		}
+		if !ok {
+			continue
+		}
+		if end != len(num) || frac != len(digits)-point-1 {
+			t.Fatalf("plainNumber(%q) = end %d, frac %d", num, end, frac)
+		}
+		f := float64(m) / pow10[frac]
+		if neg {
+			f = -f
+		}
+		want, err := strconv.ParseFloat(num, 64)
+		if err != nil || math.Float64bits(f) != math.Float64bits(want) {
+			t.Fatalf("plainNumber(%q) gives %v, strconv %v (%v)", num, f, want, err)
 		}
 	}
 }
