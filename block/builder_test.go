@@ -161,12 +161,16 @@ func TestDictionaryCodes(t *testing.T) {
 	}
 }
 
-// TestBuilderRowsRandom builds rows at random — columns set or not, columns added
+// TestBuilderRowsRandom builds rows at random — columns set or not (in rounds with
+// no nulls, few or many, for the validity kept only from a column's first null),
+// columns added
 // mid-block and mid-row, sets, duplicates refused through IsSet, rows aborted half
 // way — and checks every cell of the block against a plain model of the rows kept.
 func TestBuilderRowsRandom(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	for round := range 50 {
+	for round := range 60 {
+		// No nulls at all, a first null late in the block, or many.
+		nullOneIn := []int{0, 150, 3}[round%3]
 		b := NewBuilder("t")
 		ti, _ := b.AddColumn("time", TypeInt)
 		names := []string{"time"}
@@ -186,7 +190,7 @@ func TestBuilderRowsRandom(t *testing.T) {
 			b.SetInt(ti, int64(r))
 			row["time"] = int64(r)
 			for i := 1; i < len(names); i++ {
-				if rng.IntN(3) == 0 {
+				if nullOneIn > 0 && rng.IntN(nullOneIn) == 0 {
 					continue // null
 				}
 				if b.IsSet(i) {
