@@ -307,9 +307,19 @@ func (c *lineChunker) next() ([]byte, int, error) {
 	c.buf = c.buf[:0]
 	first := c.line + 1
 	for len(c.buf) < c.max && !c.eof {
-		if c.bulk() {
+		ok, err := c.bulk()
+		if err != nil {
+			return nil, 0, err
+		}
+		if ok {
 			continue
 		}
+		if err := c.readLine(); err != nil {
+			return nil, 0, err
+		}
+	}
+	if !c.eof && len(c.buf) > 0 && c.buf[len(c.buf)-1] != '\n' {
+		// A direct read ended inside a line: finish it.
 		if err := c.readLine(); err != nil {
 			return nil, 0, err
 		}
@@ -322,26 +332,55 @@ func (c *lineChunker) next() ([]byte, int, error) {
 
 // bulk appends, in one copy, the whole lines already read ahead that fit in the
 // chunk, and reports whether there were any. (None of them can be over maxLine: they
-// fit in max.)
-func (c *lineChunker) bulk() bool {
+// fit in max.) When nothing is read ahead and the chunk has room for more than the
+// reader's buffer, it reads the body straight into the chunk instead, which may end
+// inside a line: readLine finishes it.
+func (c *lineChunker) bulk() (bool, error) {
+	if c.r.Buffered() == 0 {
+		return c.direct()
+	}
 	n := min(c.r.Buffered(), c.max-len(c.buf))
 	if n <= 0 {
-		return false
+		return false, nil
 	}
 	win, _ := c.r.Peek(n)
 	k := bytes.LastIndexByte(win, '\n')
 	if k < 0 {
-		return false
+		return false, nil
 	}
 	c.buf = append(c.buf, win[:k+1]...)
 	c.line += bytes.Count(win[:k+1], []byte{'\n'})
 	_, _ = c.r.Discard(k + 1)
-	return true
+	return true, nil
 }
 
-// readLine appends the next line, with its newline if it has one, to c.buf.
+// direct reads the body into the chunk, up to max bytes, without a copy through the
+// reader's buffer (bufio reads a large request straight into it), and reports
+// whether it read anything.
+func (c *lineChunker) direct() (bool, error) {
+	room := c.max - len(c.buf)
+	if room < c.r.Size() {
+		return false, nil
+	}
+	c.buf = slices.Grow(c.buf, room)
+	n, err := c.r.Read(c.buf[len(c.buf):c.max])
+	c.line += bytes.Count(c.buf[len(c.buf):len(c.buf)+n], []byte{'\n'})
+	c.buf = c.buf[:len(c.buf)+n]
+	switch {
+	case err == io.EOF:
+		c.eof = true
+		return true, nil
+	case err != nil:
+		return false, err
+	}
+	return n > 0, nil
+}
+
+// readLine appends the rest of the current line, with its newline if it has one,
+// to c.buf: the whole line, or the part a direct read left out.
 func (c *lineChunker) readLine() error {
-	start, n, long := len(c.buf), 0, false
+	start := bytes.LastIndexByte(c.buf, '\n') + 1 // where the line starts in c.buf
+	n, long := len(c.buf)-start, false
 	for {
 		part, err := c.r.ReadSlice('\n')
 		n += len(part)

@@ -1,6 +1,7 @@
 package aggregator
 
 import (
+	"io"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -148,14 +149,25 @@ func TestPickSpreadsBetweenHealthChecks(t *testing.T) {
 // TestLineChunkerRandom checks the chunker against the definition on random
 // streams: lines are taken whole until a chunk holds at least max bytes; a line
 // over 4×max is replaced by an empty one and reported; the reader hands out data
-// in small, odd pieces so that lines straddle its reads.
+// in odd pieces so that lines straddle its reads, and the chunker's direct reads.
 func TestLineChunkerRandom(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
-	for range 2000 {
-		max := 1 + rng.IntN(60)
+	for iter := range 2000 {
+		// Mostly small chunks, read through the chunker's buffer; now and then
+		// chunks larger than that buffer, which the chunker reads straight into.
+		max, lines, lineLen := 1+rng.IntN(60), rng.IntN(40), func(max int) int { return rng.IntN(5 * max) }
+		if iter%50 == 0 {
+			max, lines = 64<<10+rng.IntN(128<<10), rng.IntN(20)
+			lineLen = func(max int) int {
+				if rng.IntN(4) == 0 {
+					return rng.IntN(5 * max)
+				}
+				return rng.IntN(max / 4)
+			}
+		}
 		var in strings.Builder
-		for range rng.IntN(40) {
-			in.WriteString(strings.Repeat("x", rng.IntN(5*max)))
+		for range lines {
+			in.WriteString(strings.Repeat("x", lineLen(max)))
 			in.WriteByte('\n')
 		}
 		if rng.IntN(2) == 0 {
@@ -194,7 +206,11 @@ func TestLineChunkerRandom(t *testing.T) {
 			want, wantFirst = append(want, cur.String()), append(wantFirst, curFirst)
 		}
 
-		c := newLineChunker(iotest.HalfReader(strings.NewReader(input)), max)
+		var r io.Reader = iotest.HalfReader(strings.NewReader(input))
+		if rng.IntN(2) == 0 {
+			r = iotest.DataErrReader(r) // the last data comes with io.EOF
+		}
+		c := newLineChunker(r, max)
 		var got []string
 		var gotFirst, gotLong []int
 		for {
