@@ -2,6 +2,7 @@ package leaf
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -349,6 +350,29 @@ func TestPlainNumber(t *testing.T) {
 		want, err := strconv.ParseFloat(num, 64)
 		if err != nil || math.Float64bits(f) != math.Float64bits(want) {
 			t.Fatalf("plainNumber(%q) gives %v, strconv %v (%v)", num, f, want, err)
+		}
+	}
+}
+
+// TestEightDigits checks the eight-bytes-at-a-time digit test and conversion:
+// every byte value at every position of a word of digits, and random numbers.
+func TestEightDigits(t *testing.T) {
+	for c := range 256 {
+		for pos := range 8 {
+			b := []byte("12345678")
+			b[pos] = byte(c)
+			x := binary.LittleEndian.Uint64(b)
+			if got, want := eightDigits(x), c >= '0' && c <= '9'; got != want {
+				t.Errorf("byte %#x at %d: eightDigits %v, want %v", c, pos, got, want)
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 100_000 {
+		v := rng.IntN(100_000_000)
+		s := fmt.Sprintf("%08d", v)
+		if got := parseEightDigits(binary.LittleEndian.Uint64([]byte(s))); got != uint32(v) {
+			t.Fatalf("parseEightDigits(%q) = %d", s, got)
 		}
 	}
 }
