@@ -81,6 +81,12 @@ func TestRunTiny(t *testing.T) {
 		Progress:  &progress,
 	})
 	if err != nil {
+		// The work directory goes with the test: show the processes' logs.
+		logs, _ := filepath.Glob(filepath.Join(dir, "work", "*", "logs", "*.log"))
+		for _, l := range logs {
+			b, _ := os.ReadFile(l)
+			t.Logf("%s:\n%s", l, b)
+		}
 		t.Fatalf("Run: %v\nprogress:\n%s", err, progress.String())
 	}
 
