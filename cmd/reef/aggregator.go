@@ -26,6 +26,7 @@ func runAggregator(args []string) int {
 	batch := fs.Int("batch-bytes", 4<<20, "largest batch sent to one leaf")
 	limits := addAggLimits(fs)
 	accessFlags := addAccess(fs, true)
+	pprofAddr := addPprof(fs)
 	_ = fs.Parse(args)
 
 	if err := checkListen(*listen, *public); err != nil {
@@ -44,6 +45,12 @@ func runAggregator(args []string) int {
 		}
 	}
 	log := newLogger("aggregator", *listen)
+	_, stopPprof, err := startPprof(*pprofAddr, log)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "reef aggregator:", err)
+		return 2
+	}
+	defer stopPprof()
 	cfg := aggregator.Config{
 		Tokens:         acc.tokens,
 		TLS:            acc.clientTLS,

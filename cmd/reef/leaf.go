@@ -36,6 +36,7 @@ func runLeaf(args []string) int {
 	queryTimeout := fs.Duration("query-timeout", 10*time.Second, "deadline of a partial query that asks for none")
 	limits := addLeafLimits(fs)
 	accessFlags := addAccess(fs, false)
+	pprofAddr := addPprof(fs)
 	_ = fs.Parse(args)
 
 	if err := checkListen(*listen, *public); err != nil {
@@ -53,6 +54,12 @@ func runLeaf(args []string) int {
 		return 2
 	}
 	log := newLogger("leaf", *id)
+	_, stopPprof, err := startPprof(*pprofAddr, log)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "reef leaf:", err)
+		return 2
+	}
+	defer stopPprof()
 	t0 := time.Now()
 	cfg := leaf.Config{
 		Tokens:          acc.tokens,
