@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin/reef
 PKGS    := ./...
 
-.PHONY: all build run test vet fmt lint bench fuzz clean
+.PHONY: all build run test vet fmt lint bench pgo fuzz clean
 
 all: build
 
@@ -28,6 +28,11 @@ lint: vet
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./query/exec ./leaf ./shm ./testbench
+
+# pgo profiles a local cluster under ingest and queries and writes the profile that
+# every build of cmd/reef is optimized with (cmd/reef/default.pgo; docs/pgo.md).
+pgo: build
+	scripts/pgo-profile.sh
 
 clean:
 	rm -rf bin
