@@ -49,7 +49,7 @@ func reefBinary(t *testing.T) string {
 			return
 		}
 		reefBin.path = filepath.Join(reefBin.dir, "reef")
-		reefBin.out, reefBin.err = exec.Command("go", "build", "-o", reefBin.path, "github.com/reef-db/reef/cmd/reef").CombinedOutput()
+		reefBin.out, reefBin.err = exec.Command("go", "build", "-pgo=off", "-o", reefBin.path, "github.com/reef-db/reef/cmd/reef").CombinedOutput()
 	})
 	if reefBin.err != nil {
 		t.Fatalf("cannot build cmd/reef: %v\n%s", reefBin.err, reefBin.out)

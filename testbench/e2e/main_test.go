@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 		reefBin = filepath.Join(dir, "reef")
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Join(filepath.Dir(file), "..", "..")
-		cmd := exec.Command("go", "build", "-o", reefBin, "./cmd/reef")
+		cmd := exec.Command("go", "build", "-pgo=off", "-o", reefBin, "./cmd/reef")
 		cmd.Dir = root
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
