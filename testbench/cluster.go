@@ -393,6 +393,14 @@ func (c *Cluster) waitReady(ctx context.Context, p *process) error {
 		pctx, pcancel := context.WithTimeout(ctx, time.Second)
 		last = client.Ready(pctx)
 		pcancel()
+		if last == nil && !p.saysListening() {
+			// Something answers on the port, but this process has not said it
+			// bound it: another program took the port between the harness
+			// choosing it and this process binding it, and this process is about
+			// to exit with "address already in use" (startWithRetry then tries
+			// another port).
+			last = fmt.Errorf("%s answers, but %s has not logged that it listens there", p.info.URL, p.info.ID)
+		}
 		if last == nil {
 			return nil
 		}
@@ -407,6 +415,42 @@ func (c *Cluster) waitReady(ctx context.Context, p *process) error {
 		case <-t.C:
 		}
 	}
+}
+
+// saysListening reports whether this process logged, since it started, that it
+// listens on its port: a line with "listening" and its address (the reef
+// processes' `msg=listening addr=127.0.0.1:PORT`).
+func (p *process) saysListening() bool {
+	f, err := os.Open(p.info.Log)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || st.Size() <= p.logOffset {
+		return false
+	}
+	// The line comes early; a process that logged much before it is still read
+	// in full, up to a bound.
+	buf := make([]byte, min(st.Size()-p.logOffset, 1<<20))
+	n, _ := f.ReadAt(buf, p.logOffset)
+	addr := []byte(hostPort(p.info.Port))
+	for line := range bytes.Lines(buf[:n]) {
+		if !bytes.Contains(line, []byte("listening")) {
+			continue
+		}
+		for rest := line; ; {
+			i := bytes.Index(rest, addr)
+			if i < 0 {
+				break
+			}
+			rest = rest[i+len(addr):]
+			if len(rest) == 0 || rest[0] < '0' || rest[0] > '9' {
+				return true // the whole port, not the start of a longer one
+			}
+		}
+	}
+	return false
 }
 
 // logTail returns the end of what this process wrote to its log.

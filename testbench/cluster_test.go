@@ -395,3 +395,45 @@ func FuzzParseClusterFile(f *testing.F) {
 		}
 	})
 }
+
+// TestSaysListening: a process counts as listening only once it logged so, for its
+// own address, after it started (an earlier process's lines in the same log, or
+// another address, do not count). waitReady needs this as well as /readyz, since
+// another program may have taken the port and be the one answering.
+func TestSaysListening(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "leaf-0.log")
+	earlier := "time=… level=INFO msg=listening addr=127.0.0.1:7071\n"
+	if err := os.WriteFile(log, []byte(earlier), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{info: ProcessInfo{ID: "leaf-0", Port: 7071, Log: log}, logOffset: int64(len(earlier))}
+	short := &process{info: ProcessInfo{ID: "leaf-1", Port: 1707, Log: log}}
+	appendLog := func(s string) {
+		f, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p.saysListening() {
+		t.Error("a line from before the process started counts")
+	}
+	appendLog("time=… level=INFO msg=\"leaf opened\"\ntime=… level=INFO msg=listening addr=127.0.0.1:17071\n")
+	if p.saysListening() {
+		t.Error("a line for another port counts")
+	}
+	if short.saysListening() {
+		t.Error("port 1707 taken for the start of 17071")
+	}
+	appendLog("time=… level=ERROR msg=\"cannot listen\" addr=127.0.0.1:7071 err=\"address already in use\"\n")
+	if p.saysListening() {
+		t.Error("a line without \"listening\" counts")
+	}
+	appendLog("time=… level=INFO msg=listening addr=127.0.0.1:7071 scheme=http\n")
+	if !p.saysListening() {
+		t.Error("the process's own listening line is not seen")
+	}
+}
