@@ -5,8 +5,9 @@
 #
 # It starts a local cluster (2 leaves + 1 aggregator, `reef bench cluster`) whose
 # processes serve their profiles (--pprof), then profiles them in two phases:
-#   1. ingest: the standard dataset's NDJSON posted through the aggregator
-#      (`reef gen --url`, 20,000-row batches, 8 in flight), as `reef bench ingest`;
+#   1. ingest: generated events (`reef gen --url`, the generator of the standard
+#      dataset) posted through the aggregator in 20,000-row batches, 8 in flight,
+#      as `reef bench ingest` posts its data;
 #   2. queries: the five queries of `reef bench queries`, over and over, through
 #      the aggregator.
 # The six profiles are merged into one (`go tool pprof -proto`) and written to

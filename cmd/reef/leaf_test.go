@@ -1,8 +1,6 @@
 package main
 
 import (
-	"io"
-	"log/slog"
 	"math"
 	"runtime/debug"
 	"testing"
@@ -11,7 +9,6 @@ import (
 // TestSetLeafGC: the leaf's collector target and soft memory limit are set from its
 // flags unless GOGC or GOMEMLIMIT say otherwise.
 func TestSetLeafGC(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	percent, limit := debug.SetGCPercent(100), debug.SetMemoryLimit(math.MaxInt64)
 	defer func() {
 		debug.SetGCPercent(percent)
@@ -20,7 +17,7 @@ func TestSetLeafGC(t *testing.T) {
 
 	t.Setenv("GOGC", "")
 	t.Setenv("GOMEMLIMIT", "")
-	setLeafGC(log, 250, 1<<30)
+	setLeafGC(250, 1<<30)
 	if got := debug.SetGCPercent(100); got != 250 {
 		t.Errorf("GC percent %d, want 250", got)
 	}
@@ -30,7 +27,7 @@ func TestSetLeafGC(t *testing.T) {
 
 	t.Setenv("GOGC", "150")
 	t.Setenv("GOMEMLIMIT", "1GiB")
-	setLeafGC(log, 250, 1<<30)
+	setLeafGC(250, 1<<30)
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Errorf("GC percent %d with GOGC set, want it left at 100", got)
 	}
